@@ -1,0 +1,85 @@
+"""Spectral features computed on the model's device (never in CPU data workers).
+
+Shapes follow the project convention: magnitudes ``(batch, time, freq)``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+
+EPS = 1e-8
+
+
+def amplitude_to_db(mag: torch.Tensor, top_db: float | None = 80.0) -> torch.Tensor:
+    """``20 log10 |X|`` in dB relative to each example's maximum, floored at ``-top_db``.
+
+    Args:
+        mag: magnitude ``(batch, ...)``, linear amplitude.
+        top_db: dynamic range kept below each example's peak (dB); ``None`` keeps all.
+    Returns:
+        dB values ``(batch, ...)``, max 0 per example.
+    """
+    db = 20.0 * torch.log10(mag.clamp_min(EPS))
+    peak = db.flatten(1).amax(dim=1).view(-1, *([1] * (db.dim() - 1)))
+    db = db - peak
+    if top_db is not None:
+        db = db.clamp_min(-top_db)
+    return db
+
+
+def standardize(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Per-example zero mean / unit variance over all non-batch dimensions."""
+    dims = tuple(range(1, x.dim()))
+    mean = x.mean(dim=dims, keepdim=True)
+    std = x.std(dim=dims, keepdim=True)
+    return (x - mean) / (std + eps)
+
+
+def log_magnitude_features(mag: torch.Tensor, top_db: float = 80.0) -> torch.Tensor:
+    """The default model input: dB magnitude, per-example standardised. ``(batch, time, freq)``."""
+    return standardize(amplitude_to_db(mag, top_db))
+
+
+@functools.lru_cache(maxsize=16)
+def _mel_np(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
+    import librosa
+
+    fb = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    fb = fb / np.maximum(fb.sum(axis=1, keepdims=True), 1e-12)  # each filter sums to 1
+    return fb.astype(np.float32)
+
+
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0,
+                   fmax: float | None = None) -> torch.Tensor:
+    """Mel filterbank ``(n_mels, n_fft // 2 + 1)`` with each filter normalised to sum 1."""
+    return torch.from_numpy(_mel_np(int(sample_rate), int(n_fft), int(n_mels), float(fmin), fmax).copy())
+
+
+def ideal_binary_mask(source_mags: torch.Tensor, mix_mag: torch.Tensor | None = None,
+                      silence_db: float | None = -40.0) -> torch.Tensor:
+    """One-hot dominant-source assignment per T-F bin.
+
+    Args:
+        source_mags: ``(batch, n_src, time, freq)`` source magnitudes.
+        mix_mag: ``(batch, time, freq)``; with ``silence_db`` set, bins quieter than
+            ``silence_db`` dB below the example's peak get an all-zero row.
+    Returns:
+        ``(batch, n_src, time, freq)`` float 0/1.
+    """
+    idx = source_mags.argmax(dim=1, keepdim=True)
+    ibm = torch.zeros_like(source_mags).scatter_(1, idx, 1.0)
+    if silence_db is not None and mix_mag is not None:
+        loud = amplitude_to_db(mix_mag, top_db=None) > silence_db
+        ibm = ibm * loud.unsqueeze(1).to(ibm.dtype)
+    return ibm
+
+
+def magnitude_weights(mix_mag: torch.Tensor) -> torch.Tensor:
+    """Deep-clustering T-F weights ``sqrt(|X| / sum|X| * T * F)``, shape ``(batch, time, freq)``."""
+    b = mix_mag.shape[0]
+    flat = mix_mag.reshape(b, -1)
+    w = flat / flat.sum(dim=1, keepdim=True).clamp_min(EPS) * flat.shape[1]
+    return w.sqrt().reshape(mix_mag.shape)

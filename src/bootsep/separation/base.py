@@ -1,0 +1,110 @@
+"""The one interface every separation algorithm follows: primitive, ensemble, oracle or deep.
+
+A separator maps a mixture to per-source soft masks on the shared :class:`~bootsep.dsp.STFT`
+and inverts ``mask * mixture STFT`` with the same STFT. Channels are separated independently
+(they are folded into the batch dimension).
+
+Shapes:
+    mixture waveform      ``(channels, samples)``
+    mixture spectrogram   ``(batch, time, freq)`` complex, batch = channels (or segments)
+    masks                 ``(batch, n_src, time, freq)`` real, in [0, 1]
+    features (optional)   ``(batch, time, freq, dim)``: what confidence measures cluster
+    estimates             ``(n_src, channels, samples)``
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ..dsp import STFT
+
+
+@dataclass
+class Separation:
+    """Result of :meth:`Separator.separate`.
+
+    Attributes:
+        estimates: ``(n_src, channels, samples)`` float waveforms.
+        masks: ``(channels, n_src, time, freq)`` soft masks (None if the method has none).
+        features: ``(channels, time, freq, dim)`` per-bin features for confidence, or None.
+        mix_magnitude: ``(channels, time, freq)`` mixture magnitude (for loud-bin selection).
+        labels: source names, in the order of ``estimates``.
+    """
+
+    estimates: torch.Tensor
+    labels: list
+    masks: torch.Tensor | None = None
+    features: torch.Tensor | None = None
+    mix_magnitude: torch.Tensor | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class Separator:
+    """Base class. Subclasses implement :meth:`masks` (and optionally :meth:`features`).
+
+    Args:
+        sample_rate: sample rate in Hz the algorithm runs at (default 16000).
+        stft: the shared STFT (default 512/128 sqrt-Hann).
+        source_labels: names of the output sources, in output order.
+        device: ``None`` = CUDA when available, else CPU.
+    """
+
+    #: whether :meth:`masks` needs the reference sources (oracle baselines)
+    needs_references = False
+
+    def __init__(self, sample_rate: int = 16000, stft: STFT | None = None,
+                 source_labels=("accompaniment", "vocals"), device: str | None = None):
+        self.sample_rate = int(sample_rate)
+        self.stft = stft or STFT()
+        self.source_labels = list(source_labels)
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+
+    @property
+    def num_sources(self) -> int:
+        return len(self.source_labels)
+
+    def masks(self, mix_spec: torch.Tensor, source_specs: torch.Tensor | None = None) -> torch.Tensor:
+        """Complex ``(batch, time, freq)`` -> masks ``(batch, n_src, time, freq)``.
+
+        ``source_specs`` ``(batch, n_src, time, freq)`` is given only to oracle separators.
+        """
+        raise NotImplementedError
+
+    def features(self, mix_spec: torch.Tensor) -> torch.Tensor | None:
+        """Per-bin features ``(batch, time, freq, dim)`` for confidence measures, or None."""
+        return None
+
+    @torch.no_grad()
+    def separate(self, mix: torch.Tensor, sources: torch.Tensor | None = None,
+                 with_features: bool = False) -> Separation:
+        """Separate a mixture.
+
+        Args:
+            mix: ``(channels, samples)`` or ``(samples,)`` waveform at ``self.sample_rate``.
+            sources: ``(n_src, channels, samples)`` references, only for oracle separators.
+            with_features: also return per-bin features for confidence measures.
+        """
+        mix = torch.as_tensor(mix, dtype=torch.float32)
+        if mix.dim() == 1:
+            mix = mix.unsqueeze(0)
+        length = mix.shape[-1]
+        mix = mix.to(self.device)
+        X = self.stft(mix)  # (channels, time, freq)
+        S = None
+        if self.needs_references:
+            if sources is None:
+                raise ValueError(f"{type(self).__name__} is an oracle: it needs the reference sources")
+            sources = torch.as_tensor(sources, dtype=torch.float32).to(self.device)
+            if sources.dim() == 2:
+                sources = sources.unsqueeze(1)
+            S = self.stft(sources).transpose(0, 1)  # (channels, n_src, time, freq)
+        m = self.masks(X, S)
+        est = self.stft.inverse(m * X.unsqueeze(1), length=length)  # (channels, n_src, samples)
+        feats = self.features(X) if with_features else None
+        return Separation(estimates=est.transpose(0, 1).contiguous().cpu(), labels=self.source_labels,
+                          masks=m.cpu(), features=None if feats is None else feats.cpu(),
+                          mix_magnitude=X.abs().cpu())
