@@ -1,0 +1,267 @@
+"""``python main.py COMMAND -c a.gin [b.gin ...] [-o OUTPUT] [-b 'key = value' ...]``.
+
+Config files are parsed in order (later ones override earlier ones), then ``--bind`` lines.
+Only the commands listed in :data:`COMMANDS` run. User mistakes (unknown command, missing or
+malformed config, unknown configurable, missing binding) print one ``error:`` line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+import time
+from pathlib import Path
+
+from ..utils.errors import UserError
+
+log = logging.getLogger("bootsep")
+
+COMMANDS = {
+    "instantiate": "compile the configs (and any sweep) into run folders under -o, plus run.sh",
+    "prepare": "build or convert a dataset (prepare.task; e.g. the demo songs, MUSDB, WHAM!)",
+    "cache": "decode and resample the datasets' audio into their caches",
+    "train": "train the configured model (rerunning resumes from checkpoints/latest.pth)",
+    "evaluate": "separate and score the test set into results/*.json, then analyze",
+    "analyze": "aggregate results/*.json into report_card.txt, metrics.csv, plots, report.html",
+    "all": "train, then evaluate, then analyze",
+    "resume": "continue training from checkpoints/latest.pth, then evaluate and analyze",
+    "debug": "overfit one training item briefly, then evaluate on it (in <run>/debug)",
+    "separate": "separate audio files or folders with a run or primitive config (--input, --output)",
+    "organize": "build training folders from separate's results by confidence percentile",
+}
+
+RUN_COMMANDS = {"prepare", "cache", "train", "evaluate", "analyze", "all", "resume", "debug",
+                "separate", "organize"}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2
+        raise UserError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    epilog = "commands:\n" + "\n".join(f"  {k:<12} {v}" for k, v in COMMANDS.items())
+    p = _Parser(prog="main.py", description="bootsep: gin-configured deep source separation",
+                epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("command", metavar="COMMAND", help="one of: " + ", ".join(COMMANDS))
+    p.add_argument("-c", "--config", nargs="+", default=[], metavar="GIN",
+                   help="gin files, parsed in order (later ones override earlier ones)")
+    p.add_argument("-o", "--output-folder", default=None, metavar="DIR",
+                   help="run folder (for instantiate: the sweep folder that receives run*/)")
+    p.add_argument("-b", "--bind", action="append", default=[], metavar="'KEY = VALUE'",
+                   help="extra gin binding, applied after the files (repeatable)")
+    p.add_argument("--launcher", choices=["tsp", "slurm"], default="tsp",
+                   help="instantiate: also write sbatch.sh for slurm (run.sh is always written)")
+    p.add_argument("--gpus-per-run", type=int, default=1, help="instantiate: GPUs per run")
+    p.add_argument("--input", nargs="+", default=None, metavar="PATH",
+                   help="separate: audio files or folders to separate")
+    p.add_argument("--output", default=None, metavar="DIR", help="separate/organize: destination")
+    p.add_argument("--force", action="store_true",
+                   help="organize: replace what a previous organize wrote in --output")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return p
+
+
+_GIN_LOC = re.compile(r'In file "(?P<file>[^"]+)", line (?P<line>\d+)')
+
+
+def _gin_error(e: Exception, source: str) -> UserError:
+    text = str(e)
+    first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
+    m = _GIN_LOC.search(text)
+    where = f"{m.group('file')}:{m.group('line')}" if m else source
+    if isinstance(e, SyntaxError) and getattr(e, "lineno", None):
+        where = f"{getattr(e, 'filename', None) or source}:{e.lineno}"
+        first = f"gin syntax error: {e.msg}"
+    elif type(e).__name__ == "TokenError":
+        first = f"gin syntax error: {first}"
+    return UserError(f"{where}: {first}")
+
+
+def parse_configs(configs, bindings) -> None:
+    import gin
+
+    from ..config import registry
+
+    registry.register_all()
+    for cfg in configs:
+        path = Path(cfg)
+        if not path.is_file():
+            raise UserError(f"config file not found: {cfg} (check the path; configs live in "
+                            f"musdb/ and wham/)")
+        gin.add_config_file_search_path(str(path.resolve().parent))
+        try:
+            gin.parse_config_file(str(path))
+        except Exception as e:  # gin raises ValueError/SyntaxError/TokenError/...
+            raise _gin_error(e, str(path)) from None
+    for b in bindings:
+        try:
+            gin.parse_config(b)
+        except Exception as e:
+            raise _gin_error(e, f"--bind {b!r}") from None
+
+
+def setup_logging(run: Path | None, verbose: bool = False) -> Path | None:
+    fmt = logging.Formatter("%(asctime)s [%(filename)s:%(lineno)d] %(message)s")
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    sh = logging.StreamHandler(sys.stdout)
+    sh.setFormatter(fmt)
+    root.addHandler(sh)
+    logfile = None
+    if run is not None:
+        logfile = run / "logs" / f"{time.strftime('%Y.%m.%d-%H.%M.%S')}.log"
+        logfile.parent.mkdir(parents=True, exist_ok=True)
+        fh = logging.FileHandler(logfile)
+        fh.setFormatter(fmt)
+        root.addHandler(fh)
+    for noisy in ("matplotlib", "numba", "PIL", "h5py"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return logfile
+
+
+def _gin_runtime_error(e: Exception) -> UserError | None:
+    text = str(e)
+    if "Required bindings for" in text:
+        m = re.search(r"Required bindings for `([^`]+)` not provided in config: (\[.*?\])", text)
+        if m:
+            keys = ", ".join(f"{m.group(1)}.{k}" for k in eval(m.group(2), {}))  # list literal
+            return UserError(f"missing required gin binding(s): {keys} (add them to a config "
+                             f"file or pass -b '{m.group(1)}.KEY = VALUE')")
+        return UserError(text.splitlines()[0])
+    if "No values supplied by Gin or caller" in text:
+        return UserError("missing gin binding: " + " ".join(text.split()[:40]))
+    return None
+
+
+def run_command(args) -> int:
+    import gin
+
+    from ..config import experiment, paths
+    from ..utils.provenance import Provenance
+
+    cmd = args.command
+    configs = list(args.config)
+    if args.output_folder and not configs and cmd in RUN_COMMANDS:
+        compiled = Path(args.output_folder) / "config.gin"
+        if compiled.is_file():
+            configs = [str(compiled)]
+    if not configs and cmd not in ("analyze",):
+        raise UserError(f"`{cmd}` needs at least one config: main.py {cmd} -c CONFIG.gin")
+    parse_configs(configs, args.bind)
+
+    if cmd == "instantiate":
+        if not args.output_folder:
+            raise UserError("instantiate needs -o SWEEP_FOLDER (where run*/ folders are written)")
+        setup_logging(None, args.verbose)
+        from ..config.sweep import instantiate
+
+        runs = instantiate(args.output_folder, launcher=args.launcher, gpus_per_run=args.gpus_per_run)
+        for r in runs:
+            print(r)
+        print(Path(args.output_folder).resolve() / "run.sh")
+        return 0
+
+    if args.output_folder:
+        gin.bind_parameter("output_folder._output_folder", str(Path(args.output_folder).resolve()))
+    folder = paths.output_folder()
+    run = None
+    if cmd in ("train", "evaluate", "analyze", "all", "resume", "debug", "separate"):
+        run = experiment.run_dir(folder) if cmd != "separate" or folder else None
+    from ..engine.distributed import context
+
+    is_main = context().is_main
+    setup_logging(run if is_main else None, args.verbose)
+    if run is not None and is_main and not (run / "config.gin").is_file():
+        from ..utils.io import atomic_write_text
+
+        atomic_write_text(run / "config.gin", gin.config_str())
+    prov = Provenance(run, cmd, sys.argv, configs) if (run is not None and is_main) else None
+    try:
+        if prov:
+            prov.__enter__()
+        result = _dispatch(cmd, args, experiment)
+    except Exception as e:
+        if prov:
+            prov.__exit__(type(e), e, None)
+        raise
+    if prov:
+        prov.__exit__(None, None, None)
+    return result if isinstance(result, int) else 0
+
+
+def _dispatch(cmd, args, experiment):
+    import gin
+
+    if cmd == "prepare":
+        out = experiment.prepare()
+        if out is not None:
+            print(out)
+    elif cmd == "cache":
+        experiment.cache()
+    elif cmd == "train":
+        experiment.train()
+    elif cmd == "evaluate":
+        experiment.evaluate()
+        _print_card(experiment.analyze())
+    elif cmd == "analyze":
+        _print_card(experiment.analyze())
+    elif cmd in ("all", "resume"):
+        if cmd == "resume":
+            gin.bind_parameter("train.resume", True)
+        experiment.train()
+        from ..engine.distributed import context
+
+        if context().is_main:
+            experiment.evaluate()
+            _print_card(experiment.analyze())
+    elif cmd == "debug":
+        _print_card(experiment.debug())
+    elif cmd == "separate":
+        from ..config import separate as sep_cmd
+
+        return sep_cmd.separate_command(args.input, args.output)
+    elif cmd == "organize":
+        from ..config import organize as org_cmd
+
+        return org_cmd.organize_command(args.output, force=args.force)
+    return 0
+
+
+def _print_card(result) -> None:
+    if isinstance(result, dict) and result.get("report_card"):
+        print(result["report_card"])
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        if not argv or argv[0] in ("-h", "--help"):
+            parser.print_help()
+            return 0
+        args = parser.parse_args(argv)
+        if args.command not in COMMANDS:
+            raise UserError(f"unknown command {args.command!r}; choose one of: {', '.join(COMMANDS)}")
+        try:
+            return run_command(args)
+        except (RuntimeError, TypeError) as e:
+            ue = _gin_runtime_error(e)
+            if ue is None:
+                raise
+            raise ue from None
+    except UserError as e:
+        msg = " ".join(str(e).split())
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

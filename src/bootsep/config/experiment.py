@@ -1,0 +1,361 @@
+"""The gin-configurable experiment commands: prepare, cache, train, evaluate, analyze, debug.
+
+This is the edge where configuration meets the plain building blocks: everything here reads gin
+bindings and hands explicit arguments to ``bootsep.engine``, ``bootsep.separation``,
+``bootsep.metrics`` and ``bootsep.report``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import os
+import random
+import re
+from pathlib import Path
+
+import gin
+import numpy as np
+import torch
+
+from ..utils.errors import UserError
+from ..utils.io import atomic_write_audio, atomic_write_json
+from .paths import output_folder as _output_folder
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------- helpers
+def resolve_device(device: str | None = "auto") -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        log.warning("device %r requested but CUDA is not available: using the CPU", device)
+        return torch.device("cpu")
+    return torch.device(device)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def run_dir(folder: str | None = None) -> Path:
+    """The current run folder, or a UserError telling how to set it."""
+    folder = folder or _output_folder()
+    if folder is None:
+        raise UserError("no run folder: pass -o RUN_FOLDER, or run `instantiate` and use the "
+                        "compiled <run>/config.gin (it binds output_folder._output_folder)")
+    path = Path(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@gin.configurable
+def build_dataset(dataset=None):
+    """Holds a dataset per scope: ``train/build_dataset.dataset = @train/StemFolderDataset()``."""
+    return dataset
+
+
+def scoped_dataset(scope: str, required: bool = True):
+    with gin.config_scope(scope):
+        ds = build_dataset()
+    if ds is None and required:
+        raise UserError(f"no {scope} dataset configured: bind "
+                        f"{scope}/build_dataset.dataset = @{scope}/StemFolderDataset() (see musdb/demo/data.gin)")
+    return ds
+
+
+def _instantiate(obj, **kwargs):
+    """Accept either an instance or a (gin-configured) class/factory."""
+    if isinstance(obj, torch.nn.Module) or not callable(obj):
+        return obj
+    return obj(**kwargs)
+
+
+def safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._ ()+-]", "_", str(name)).strip() or "item"
+
+
+# ---------------------------------------------------------------------------- prepare / cache
+@gin.configurable
+def prepare(task=gin.REQUIRED):
+    """Run a data-preparation task, e.g. ``prepare.task = @generate_demo_dataset``."""
+    return task()
+
+
+@gin.configurable
+def cache(scopes=("train", "val", "test"), num_workers: int = 0):
+    """Decode and resample the audio of each scoped dataset into its AudioCache."""
+    done = {}
+    for scope in scopes:
+        ds = scoped_dataset(scope, required=False)
+        if ds is None:
+            continue
+        c = getattr(ds, "cache", None)
+        if c is None:
+            log.info("%s dataset has no cache configured (set %s/StemFolderDataset.cache); skipping",
+                     scope, scope)
+            continue
+        done[scope] = c.populate(ds)
+        log.info("cached %s audio in %s", scope, c.folder)
+    return done
+
+
+# ---------------------------------------------------------------------------- train
+@gin.configurable
+def train(model=gin.REQUIRED, loss_dictionary=gin.REQUIRED, optimizer=gin.REQUIRED,
+          train_dataset=None, val_dataset=None, val_loss_dictionary=None, scheduler=None,
+          batch_size: int = 8, val_batch_size: int = 1, num_epochs: int = 10,
+          epoch_length: int | None = None, num_workers: int = 2, handlers=("autoclip", "lr_scheduler"),
+          target_type: str = "psa", seed: int = 0, device: str = "auto", amp: str | None = None,
+          init_from_checkpoint: str | None = None, resume: bool = True,
+          save_by_epoch: int | None = None, output_folder: str | None = None, stft=None,
+          sample_rate: int = 16000, source_labels=None, progress: bool = True):
+    """Train a model; rerunning the same command resumes from ``checkpoints/latest.pth``.
+
+    ``model`` is a gin-configured class (``@Chimera``) built after seeding; ``optimizer`` a class
+    (``@torch.optim.Adam``) and ``scheduler`` a class taking the optimizer. Handlers are named
+    (``'autoclip'``, ``'clip'``, ``'auto_balance'``, ``'early_stopping'``, ``'lr_scheduler'``)
+    and configured through their own bindings (``AutoClip.clip_percentile = 10``).
+    """
+    from ..engine import distributed as dist
+    from ..engine.checkpoint import checkpoint_path, load_checkpoint
+    from ..engine.samplers import EpochSeededSampler, seed_worker
+    from ..engine.trainer import Trainer
+    from ..losses.combine import LossDict
+    from . import registry
+
+    run = run_dir(output_folder)
+    ctx = dist.context()
+    dev = resolve_device(device) if not ctx.distributed else ctx.device
+    seed_everything(seed)
+    stft = stft or registry.configured("STFT")()
+    train_dataset = train_dataset if train_dataset is not None else scoped_dataset("train")
+    if val_dataset is None:
+        val_dataset = scoped_dataset("val", required=False)
+    labels = list(source_labels or getattr(train_dataset, "sources", None) or ["s0", "s1"])
+    net = _instantiate(model).to(dev)
+    if init_from_checkpoint and not checkpoint_path(run, "latest").is_file():
+        parent = load_checkpoint(init_from_checkpoint)
+        missing = net.load_state_dict(parent["model"]["state_dict"], strict=False)
+        if missing.missing_keys or missing.unexpected_keys:
+            raise UserError(f"train.init_from_checkpoint={init_from_checkpoint}: the checkpoint's "
+                            f"model does not match this model (missing {missing.missing_keys[:3]}, "
+                            f"unexpected {missing.unexpected_keys[:3]}); use the same model config")
+        if ctx.is_main:
+            atomic_write_json(run / "lineage.json", {
+                "init_from_checkpoint": str(Path(init_from_checkpoint).resolve()),
+                "parent_epoch": parent.get("epoch"), "parent_model": parent["model"]["class"],
+                "parent_gin_config": parent.get("gin_config", "")})
+        log.info("initialised weights from %s (epoch %s)", init_from_checkpoint, parent.get("epoch"))
+    ddp_net = dist.wrap_model(net, ctx)
+    opt = optimizer(net.parameters())
+    sched = scheduler(opt) if scheduler is not None else None
+    loss_fn = LossDict(loss_dictionary)
+    val_loss_fn = LossDict(val_loss_dictionary) if val_loss_dictionary else None
+    workers = min(int(num_workers), os.cpu_count() or 1)
+    per_rank_batch = dist.per_rank_batch_size(batch_size, ctx)
+    sampler = EpochSeededSampler(len(train_dataset), seed=seed, num_replicas=ctx.world_size,
+                                 rank=ctx.rank)
+    loader = torch.utils.data.DataLoader(
+        train_dataset, batch_size=per_rank_batch, sampler=sampler, num_workers=workers,
+        drop_last=True, pin_memory=dev.type == "cuda", worker_init_fn=seed_worker,
+        persistent_workers=workers > 0)
+    if len(loader) == 0:
+        raise UserError(f"the training set has {len(train_dataset)} items, fewer than one batch of "
+                        f"{per_rank_batch}: lower train.batch_size or raise the dataset's num_items")
+    val_loader = None
+    if val_dataset is not None and ctx.is_main:
+        val_loader = torch.utils.data.DataLoader(val_dataset, batch_size=val_batch_size,
+                                                 shuffle=False, num_workers=min(workers, 1))
+    handler_objs = [registry.build_handler(h) for h in handlers]
+    trainer = Trainer(ddp_net, loss_fn, opt, loader, run, stft=stft, sample_rate=sample_rate,
+                      source_labels=labels, val_loader=val_loader, val_loss_fn=val_loss_fn,
+                      scheduler=sched, handlers=handler_objs, num_epochs=num_epochs,
+                      epoch_length=epoch_length, target_type=target_type, device=dev, amp=amp,
+                      gin_config=gin.operative_config_str(), save_by_epoch=save_by_epoch,
+                      is_main=ctx.is_main, progress=progress, unwrapped_model=net,
+                      tensorboard=ctx.is_main)
+    latest = checkpoint_path(run, "latest")
+    if resume and latest.is_file():
+        ckpt = load_checkpoint(latest, map_location=dev)
+        trainer.load_state_dict(ckpt)
+        log.info("resuming from %s (epoch %d of %d)", latest, ckpt["epoch"], num_epochs)
+    history = trainer.run()
+    dist.barrier(ctx)
+    return history
+
+
+# ---------------------------------------------------------------------------- separators
+@gin.configurable
+def deep_separator(checkpoint: str = "best", kind: str = "auto", output_folder: str | None = None,
+                   device: str = "auto", **kwargs):
+    """Load a trained model as a separator. ``checkpoint``: 'best', 'latest' or a path."""
+    from ..engine.checkpoint import checkpoint_path, load_checkpoint
+    from ..separation.deep import load_separator
+
+    if checkpoint in ("best", "latest") or re.fullmatch(r"epoch\d+", str(checkpoint)):
+        path = checkpoint_path(run_dir(output_folder), checkpoint)
+    else:
+        path = Path(checkpoint)
+    ckpt = load_checkpoint(path)
+    sep = load_separator(ckpt, kind=kind, device=str(resolve_device(device)), **kwargs)
+    sep.checkpoint_path = str(path.resolve())
+    sep.checkpoint_epoch = ckpt.get("epoch")
+    return sep
+
+
+# ---------------------------------------------------------------------------- evaluate
+def _align(separator_labels, reference_labels, compute_permutation):
+    """Index of each reference's estimate, and whether a permutation search is needed."""
+    if compute_permutation is None:
+        compute_permutation = sorted(separator_labels) != sorted(reference_labels)
+    if not compute_permutation:
+        missing = [r for r in reference_labels if r not in separator_labels]
+        if missing:
+            raise UserError(f"the separator's sources {list(separator_labels)} do not include "
+                            f"{missing}; set evaluate.compute_permutation = True")
+        return [list(separator_labels).index(r) for r in reference_labels], False
+    return list(range(len(reference_labels))), True
+
+
+def score_item(estimates, references, mixture, compute_permutation: bool):
+    """Metrics for one item. ``estimates``/``references``: (n_src, channels, samples)."""
+    from ..metrics.bsseval import bss_eval_scale
+
+    est = torch.as_tensor(estimates).transpose(0, 1)
+    ref = torch.as_tensor(references).transpose(0, 1)
+    metrics, perm = bss_eval_scale(est, ref, torch.as_tensor(mixture),
+                                   compute_permutation=compute_permutation)
+    return metrics, perm
+
+
+def _finish_item(run: Path, name: str, labels, estimates, references, mixture, compute_perm,
+                 meta: dict, save_audio: bool, sample_rate: int) -> str:
+    metrics, perm = score_item(estimates, references, mixture, compute_perm)
+    est_paths = {}
+    if save_audio:
+        for i, label in enumerate(labels):
+            j = int(perm[0, i]) if compute_perm else i
+            rel = Path("estimates") / name / f"{label}.wav"
+            audio = np.asarray(estimates[j], dtype=np.float32)
+            atomic_write_audio(run / rel, np.clip(audio, -1, 1), sample_rate, subtype="PCM_16")
+            est_paths[label] = str(rel)
+    sources = {}
+    for i, label in enumerate(labels):
+        sources[label] = {k: [None if not np.isfinite(x) else float(x) for x in v[:, i].tolist()]
+                          for k, v in metrics.items()}
+    meta = dict(meta, estimate_paths=est_paths)
+    record = {"item": name, "sources": sources, "permutation": perm.tolist(), "metadata": meta}
+    atomic_write_json(run / "results" / f"{name}.json", record)
+    return name
+
+
+@gin.configurable
+def evaluate(separator=gin.REQUIRED, dataset=None, output_folder: str | None = None,
+             num_workers: int = 2, compute_permutation: bool | None = None, save_audio: bool = True,
+             max_items: int | None = None, progress: bool = True):
+    """Separate every test item, score it, write ``results/<item>.json`` (skips existing ones).
+
+    Separation runs in this process (on the GPU when present) while a thread pool scores items
+    and writes results. With ``compute_permutation=None`` a permutation search is used only when
+    the separator's source labels differ from the dataset's.
+    """
+    from tqdm import tqdm
+
+    run = run_dir(output_folder)
+    if callable(separator) and not hasattr(separator, "separate"):
+        separator = separator()
+    ds = dataset if dataset is not None else scoped_dataset("test")
+    ref_labels = list(getattr(ds, "sources", None) or separator.source_labels)
+    order, compute_perm = _align(separator.source_labels, ref_labels, compute_permutation)
+    results = run / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    names = [safe_name(n) for n in ds.item_names()] if hasattr(ds, "item_names") else None
+    todo = list(range(len(ds)))
+    if names is not None:
+        todo = [i for i in todo if not (results / f"{names[i]}.json").is_file()]
+    if max_items is not None:
+        todo = todo[:max_items]
+    info = {"separator": repr(separator), "checkpoint": getattr(separator, "checkpoint_path", None),
+            "checkpoint_epoch": getattr(separator, "checkpoint_epoch", None),
+            "dataset": repr(ds), "compute_permutation": compute_perm, "items": len(ds)}
+    atomic_write_json(run / "evaluation.json", info)
+    if not todo:
+        log.info("all %d items already evaluated in %s", len(ds), results)
+        return info
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, todo), batch_size=None,
+                                         shuffle=False, num_workers=min(1, os.cpu_count() or 1))
+    pool = cf.ThreadPoolExecutor(max_workers=max(1, int(num_workers)))
+    futures = []
+    try:
+        for item in tqdm(loader, total=len(todo), desc="evaluate", disable=not progress):
+            name = safe_name(item["name"])
+            if (results / f"{name}.json").is_file():
+                continue
+            mix = item["mix"]
+            refs = item["sources"]
+            sep = separator.separate(mix, refs if separator.needs_references else None)
+            est = sep.estimates[order] if not compute_perm else sep.estimates
+            meta = {"name": item["name"], "sample_rate": separator.sample_rate,
+                    "duration": mix.shape[-1] / separator.sample_rate, "channels": int(mix.shape[0]),
+                    "separator": type(separator).__name__,
+                    "checkpoint": info["checkpoint"]}
+            meta.update({k: v for k, v in item.get("paths", {}).items()} if isinstance(
+                item.get("paths"), dict) else {})
+            futures.append(pool.submit(_finish_item, run, name, ref_labels, est.numpy(),
+                                       refs.numpy(), mix.numpy(), compute_perm, meta, save_audio,
+                                       separator.sample_rate))
+        for f in futures:
+            f.result()
+    finally:
+        pool.shutdown(wait=True)
+    log.info("evaluated %d items into %s", len(futures), results)
+    return info
+
+
+# ---------------------------------------------------------------------------- analyze
+@gin.configurable
+def analyze(output_folder: str | None = None, notes: str | None = None,
+            channel_aggregator: str = "median"):
+    """Aggregate ``results/*.json`` into report_card.txt, metrics.csv, metrics.png, report.html."""
+    from ..report.analyze import analyze as _analyze
+
+    return _analyze(run_dir(output_folder), notes=notes, channel_aggregator=channel_aggregator)
+
+
+# ---------------------------------------------------------------------------- debug
+class RepeatItem(torch.utils.data.Dataset):
+    """Always returns item ``index`` of ``dataset``; length ``length``. For overfit checks."""
+
+    def __init__(self, dataset, index: int = 0, length: int = 100):
+        self.dataset, self.index, self.length = dataset, int(index), int(length)
+        self._item = None
+        self.sources = getattr(dataset, "sources", None)
+
+    def __len__(self):
+        return self.length
+
+    def __getitem__(self, i):
+        if self._item is None:
+            self._item = self.dataset[self.index]
+        return self._item
+
+    def item_names(self):
+        return [f"debug_item{self.index}"] * self.length
+
+
+@gin.configurable
+def debug(index: int = 0, num_epochs: int = 20, epoch_length: int = 10, output_folder=None):
+    """Overfit one training item for a short run, then evaluate on it, in ``<run>/debug``."""
+    run = run_dir(output_folder) / "debug"
+    base = scoped_dataset("train")
+    item_ds = RepeatItem(base, index, 1)
+    train_ds = RepeatItem(base, index, 1000)
+    train(train_dataset=train_ds, val_dataset=item_ds, output_folder=str(run),
+          num_epochs=num_epochs, epoch_length=epoch_length, num_workers=0)
+    sep = deep_separator(checkpoint="latest", output_folder=str(run))
+    evaluate(separator=sep, dataset=item_ds, output_folder=str(run))
+    return analyze(output_folder=str(run))
