@@ -23,6 +23,12 @@ STFT_SMALL = STFT(window_length=128, hop_length=32)  # 65 bins
 NF = STFT_SMALL.n_freq
 
 
+def _call(model, mag):
+    """Brute-force reference: one model call on the whole signal, on the model's device."""
+    dev = next(model.parameters()).device
+    return {k: v.cpu() for k, v in model(mag.to(dev)).items()}
+
+
 # ---------------------------------------------------------------- helper models
 class FrameModel(SeparationModel):
     """Mask depends only on the current frame's (globally normalised) features; counts calls."""
@@ -89,11 +95,13 @@ class OracleEmbedding(SeparationModel):
         self.ibm = ibm.permute(0, 3, 1, 2)  # (C, S, T, F)
 
     def forward(self, mix_magnitude, features=None):
+        device = mix_magnitude.device
         n = mix_magnitude.shape[1]
+        mix_magnitude = mix_magnitude.cpu()
         d = (self.ref - mix_magnitude[:, :1]).abs().sum(dim=(0, 2))
         off = int(d.argmin())
         assert torch.equal(self.ref[:, off:off + n], mix_magnitude)
-        return {"embedding": self.emb[:, off:off + n].to(mix_magnitude.device)}
+        return {"embedding": self.emb[:, off:off + n].to(device)}
 
 
 # ---------------------------------------------------------------- audio
@@ -144,7 +152,7 @@ def test_chunked_equals_unchunked_for_frame_local_model(chunk, overlap):
     model = FrameModel()
     full = DeepMaskSeparator(model, SR, STFT_SMALL, chunk_frames=10_000, overlap_frames=0)
     ref = full.masks(X)
-    direct = model(X.abs())["mask"]  # brute force: one call on the whole signal
+    direct = _call(model, X.abs())["mask"]  # brute force: one call on the whole signal
     torch.testing.assert_close(ref, direct)
     sep = DeepMaskSeparator(model, SR, STFT_SMALL, chunk_frames=chunk, overlap_frames=overlap)
     model.max_frames = 0
@@ -207,7 +215,8 @@ def test_chimera_features_computed_once():
     assert model.calls == n_chunks
     assert res.features.shape == (2, X.shape[1], NF, 3)
     torch.testing.assert_close(res.features, sep.features(X), atol=1e-6, rtol=0)
-    torch.testing.assert_close(res.features, model(X.abs())["embedding"], atol=1e-6, rtol=0)
+    torch.testing.assert_close(res.features, _call(model, X.abs())["embedding"], atol=1e-6,
+                               rtol=0)
     assert sep._memo is None
 
 
@@ -255,6 +264,20 @@ def test_clustering_oracle_recovers_sources_and_is_deterministic():
     torch.testing.assert_close(big.cluster_centers, sep.cluster_centers, rtol=0, atol=1e-6)
 
 
+def test_clustering_with_features_runs_model_once():
+    mix, X = _mix_spec(1.0, channels=2)
+    model = FrameModel(embedding=True)
+    sep = DeepClusteringSeparator(model, sample_rate=SR, stft=STFT_SMALL, chunk_frames=40,
+                                  overlap_frames=8, cache_bytes=0)
+    model.calls = 0
+    res = sep.separate(mix, with_features=True)
+    assert model.calls == len(sep.chunk_bounds(X.shape[1]))
+    torch.testing.assert_close(res.features, _call(model, X.abs())["embedding"], atol=1e-6,
+                               rtol=0)
+    assert res.extra["cluster_centers"].shape == (2, 3) and sep._memo is None
+    assert torch.equal(res.masks, sep.masks(X))  # the pass-2 path agrees with the kept path
+
+
 def test_clustering_soft_masks():
     _, mix, X, model = _oracle_setup(1.0)
     soft = DeepClusteringSeparator(model, sample_rate=SR, stft=STFT_SMALL, mask_type="soft",
@@ -291,7 +314,7 @@ def test_clustering_fits_on_loud_subsample_only():
     thr = db.max() - 30.0
     n_loud = int((db >= thr).sum())
     assert 500 < n_loud < db.size
-    levels = seen[0][:, 0].numpy()
+    levels = seen[0][:, 0].cpu().numpy()
     assert len(levels) == 500 and levels.min() >= thr - 1e-4
     assert len(np.unique(levels)) > 490  # without replacement (levels are almost all distinct)
     np.testing.assert_array_equal(sep.loud_bins(mag).numpy(), db >= thr)

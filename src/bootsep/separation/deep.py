@@ -123,6 +123,27 @@ class _ChunkedModelSeparator(Separator):
             self._want_features = False
             self._memo = None
 
+    @torch.no_grad()
+    def masks(self, mix_spec: torch.Tensor, source_specs: torch.Tensor | None = None):
+        """Complex ``(batch, time, freq)`` -> masks ``(batch, n_src, time, freq)``.
+
+        Computed on ``self.device``; returned on ``mix_spec``'s device.
+        """
+        return self._masks(mix_spec.to(self.device)).to(mix_spec.device)
+
+    @torch.no_grad()
+    def features(self, mix_spec: torch.Tensor) -> torch.Tensor | None:
+        """Embedding ``(batch, time, freq, dim)`` (None if the model has none), on
+        ``mix_spec``'s device."""
+        out = self._features(mix_spec.to(self.device))
+        return None if out is None else out.to(mix_spec.device)
+
+    def _masks(self, mix_spec: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _features(self, mix_spec: torch.Tensor) -> torch.Tensor | None:
+        return None
+
     def _extra(self) -> dict:
         return {}
 
@@ -164,9 +185,7 @@ class DeepMaskSeparator(_ChunkedModelSeparator):
         super().__init__(model, sample_rate, stft, labels, device, chunk_frames, overlap_frames)
         self.has_embedding = "embedding" in keys
 
-    @torch.no_grad()
-    def masks(self, mix_spec: torch.Tensor, source_specs: torch.Tensor | None = None):
-        """Complex ``(batch, time, freq)`` -> masks ``(batch, n_src, time, freq)``."""
+    def _masks(self, mix_spec: torch.Tensor) -> torch.Tensor:
         mag = mix_spec.abs()
         if not (self._want_features and self.has_embedding):
             return self._full(mag, "mask")
@@ -177,9 +196,7 @@ class DeepMaskSeparator(_ChunkedModelSeparator):
         self._memo = (mix_spec, torch.cat(embs, dim=1))
         return torch.cat(masks, dim=1).movedim(1, 2)
 
-    @torch.no_grad()
-    def features(self, mix_spec: torch.Tensor) -> torch.Tensor | None:
-        """The model's embedding ``(batch, time, freq, dim)``, or None if it has none."""
+    def _features(self, mix_spec: torch.Tensor) -> torch.Tensor | None:
         if not self.has_embedding:
             return None
         cached = self._memo_get(mix_spec)
@@ -297,9 +314,7 @@ class DeepClusteringSeparator(_ChunkedModelSeparator):
         return m.movedim(-1, 1)
 
     # ------------------------------------------------------------------ interface
-    @torch.no_grad()
-    def masks(self, mix_spec: torch.Tensor, source_specs: torch.Tensor | None = None):
-        """Complex ``(batch, time, freq)`` -> masks ``(batch, n_src, time, freq)``."""
+    def _masks(self, mix_spec: torch.Tensor) -> torch.Tensor:
         mag = mix_spec.abs()
         batch, num_frames, num_freq = mag.shape
         loud = self.loud_bins(mag)
@@ -340,9 +355,7 @@ class DeepClusteringSeparator(_ChunkedModelSeparator):
             out[:, :, start:end] = self.assign(seg["embedding"], centers)
         return out
 
-    @torch.no_grad()
-    def features(self, mix_spec: torch.Tensor) -> torch.Tensor:
-        """The embedding ``(batch, time, freq, dim)``."""
+    def _features(self, mix_spec: torch.Tensor) -> torch.Tensor:
         cached = self._memo_get(mix_spec)
         return cached if cached is not None else self._full(mix_spec.abs(), "embedding")
 
