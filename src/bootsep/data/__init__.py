@@ -1,0 +1,35 @@
+"""Data: audio I/O, the procedural demo-song generator, folder datasets, remixing, cache.
+
+Names are imported lazily, so ``import bootsep.data`` costs nothing (torch is only imported
+with :class:`StemFolderDataset`).
+
+- :func:`load_audio`, :func:`audio_info`, :func:`save_audio` (``data.audio``)
+- :func:`generate_demo_dataset`, :func:`synthesize_song` (``data.demo``)
+- :class:`StemFolderDataset` (``data.folder``)
+- :class:`Remixer` (``data.mixing``)
+- :class:`AudioCache` (``data.cache``)
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "load_audio": "audio", "audio_info": "audio", "save_audio": "audio",
+    "generate_demo_dataset": "demo", "synthesize_song": "demo", "DemoSong": "demo",
+    "StemFolderDataset": "folder", "detect_layout": "folder",
+    "Remixer": "mixing", "MixPlan": "mixing", "SourcePick": "mixing",
+    "AudioCache": "cache",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,144 @@
+"""Audio file I/O: partial reads with soundfile, resampling with soxr, atomic writes.
+
+Arrays are float32 shaped ``(channels, samples)``. Offsets and durations are in seconds.
+Reading never goes through torchaudio (see docs: soundfile + soxr only).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from bootsep.utils.errors import UserError
+
+# Extra input frames read on each side of a partial read that is resampled, so the resampler's
+# filter sees real context and the excerpt matches the same span of a fully resampled file.
+_RESAMPLE_MARGIN_SECONDS = 0.05
+
+_FIX_HINT = ("convert it to a 16/24-bit or float WAV or FLAC file (for example "
+             "`ffmpeg -i INPUT -ac 1 OUTPUT.wav`) or remove it from the data folder")
+
+
+# What soundfile raises for unreadable data (LibsndfileError is a RuntimeError subclass).
+_READ_ERRORS = (RuntimeError, OSError, EOFError, TypeError)
+
+
+def _check_exists(path: Path) -> None:
+    if not path.exists():
+        raise UserError(f"audio file not found: {path}; check the path (and the dataset root) "
+                        f"or regenerate the data")
+    if path.is_dir():
+        raise UserError(f"expected an audio file but found a folder: {path}")
+
+
+def audio_info(path: str | os.PathLike) -> tuple[int, int, int]:
+    """Header of an audio file without decoding it.
+
+    Returns:
+        ``(sample_rate, frames, channels)``: rate in Hz, length in samples per channel.
+
+    Raises:
+        UserError: the file is missing or not readable audio.
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    _check_exists(path)
+    try:
+        info = sf.info(str(path))
+    except (*_READ_ERRORS, sf.SoundFileError) as err:
+        raise UserError(f"cannot read audio file {path} ({_short(err)}); {_FIX_HINT}") from None
+    return int(info.samplerate), int(info.frames), int(info.channels)
+
+
+def load_audio(path: str | os.PathLike, sample_rate: int | None = None, mono: bool = False,
+               offset: float = 0.0, duration: float | None = None) -> np.ndarray:
+    """Decode (part of) an audio file.
+
+    Args:
+        path: any format libsndfile reads (WAV, FLAC, OGG, AIFF, ...).
+        sample_rate: output rate in Hz; the file is resampled with soxr (HQ) when it differs.
+            ``None`` (default) keeps the file's rate.
+        mono: average the channels into one (default False).
+        offset: start in seconds (default 0.0); only the needed frames are read from disk.
+        duration: length in seconds (default None = to the end of the file).
+
+    Returns:
+        float32 array ``(channels, samples)`` (``channels == 1`` when ``mono``). With
+        ``duration`` the output has exactly ``round(duration * rate)`` samples unless the file
+        ends first, in which case it is shorter (never padded).
+
+    Raises:
+        UserError: the file is missing or not readable audio.
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    file_sr, frames, _channels = audio_info(path)
+    out_sr = int(sample_rate) if sample_rate else file_sr
+    if offset < 0 or (duration is not None and duration < 0):
+        raise ValueError(f"offset and duration must be >= 0, got {offset}, {duration}")
+
+    start_out = int(round(offset * out_sr))
+    want_out = None if duration is None else int(round(duration * out_sr))
+    resample = out_sr != file_sr
+
+    # Frames to read in the file's rate. When resampling, the read starts on a frame that maps
+    # to a whole output sample (multiple of file_sr / gcd) and a context margin is added.
+    if resample:
+        g = math.gcd(file_sr, out_sr)
+        step_in, step_out = file_sr // g, out_sr // g
+        margin = _RESAMPLE_MARGIN_SECONDS * file_sr
+        block = max(0, int(np.floor((start_out * file_sr / out_sr - margin) / step_in)))
+        read_start = block * step_in
+        skip = start_out - block * step_out
+    else:
+        read_start = start_out
+        skip = 0
+        margin = 0
+    if want_out is None:
+        read_stop = frames
+    else:
+        stop = int(np.ceil((start_out + want_out) * file_sr / out_sr + margin))
+        read_stop = min(frames, stop)
+    read_start = min(read_start, frames)
+
+    try:
+        data, _ = sf.read(str(path), start=read_start, stop=max(read_start, read_stop),
+                          dtype="float32", always_2d=True)
+    except (*_READ_ERRORS, sf.SoundFileError) as err:
+        raise UserError(f"cannot decode audio file {path} ({_short(err)}); {_FIX_HINT}") from None
+
+    if mono and data.shape[1] > 1:
+        data = data.mean(axis=1, keepdims=True, dtype=np.float32)
+    if resample and data.shape[0] > 0:
+        import soxr
+
+        data = soxr.resample(data, file_sr, out_sr, quality="HQ")
+        if data.ndim == 1:
+            data = data[:, None]
+    audio = np.ascontiguousarray(data.T, dtype=np.float32)
+    audio = audio[:, skip:]
+    if want_out is not None:
+        audio = audio[:, :want_out]
+    return np.ascontiguousarray(audio)
+
+
+def save_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int,
+               subtype: str = "FLOAT") -> None:
+    """Write ``audio`` (``(channels, samples)`` or ``(samples,)``) as WAV, atomically.
+
+    ``subtype`` is a libsndfile subtype: ``"FLOAT"`` (default, lossless for float32) or
+    ``"PCM_16"``/``"PCM_24"``.
+    """
+    from bootsep.utils.io import atomic_write_audio
+
+    atomic_write_audio(path, audio, sample_rate, subtype=subtype)
+
+
+def _short(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__

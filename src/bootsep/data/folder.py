@@ -1,0 +1,338 @@
+"""Datasets over folders of stems (MUSDB18-HQ song layout or per-stem layout).
+
+Two layouts are understood (``layout='auto'`` tells them apart)::
+
+    song layout:  ROOT/<split>/<song>/<stem>.wav     (MUSDB18-HQ, the demo data)
+    stem layout:  ROOT/<split>/<stem>/<song>.wav     (BCA's prepared wav16k folders)
+
+``auto`` picks the stem layout when every sub-folder of the split is named like a stem
+(``mixture``, ``vocals``, ``drums``, ``bass``, ``other``, ``accompaniment`` or a requested name)
+and the song layout otherwise; pass ``layout`` explicitly for anything ambiguous.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from bootsep.data.cache import AudioCache
+from bootsep.data.mixing import MixPlan, Remixer, SourcePick, draw_excerpt
+from bootsep.utils.errors import UserError
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif")
+KNOWN_STEMS = frozenset({"mixture", "mix", "vocals", "drums", "bass", "other", "accompaniment"})
+# Stems that may be missing on disk and are then summed from others (explicit names only).
+DERIVED = {"accompaniment": ("drums", "bass", "other"),
+           "mixture": ("vocals", "drums", "bass", "other")}
+LAYOUT_HELP = ("the expected layout is ROOT/<split>/<song>/<stem>.wav (MUSDB18-HQ) or "
+               "ROOT/<split>/<stem>/<song>.wav (per-stem folders)")
+
+
+def detect_layout(split_dir: str | os.PathLike, stem_names=KNOWN_STEMS) -> str:
+    """``'stem'`` when every visible sub-folder of ``split_dir`` is a stem name, else ``'song'``."""
+    subdirs = _subdirs(Path(split_dir))
+    names = set(stem_names) | KNOWN_STEMS
+    if subdirs and all(d.name in names for d in subdirs):
+        return "stem"
+    return "song"
+
+
+def _subdirs(folder: Path) -> list[Path]:
+    return sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+
+def _find_audio(folder: Path, stem: str) -> Path | None:
+    for ext in AUDIO_EXTENSIONS:
+        p = folder / f"{stem}{ext}"
+        if p.is_file():
+            return p
+    return None
+
+
+class StemFolderDataset(Dataset):
+    """Mixtures and sources from a folder of stems, as full songs or random excerpts.
+
+    Args:
+        root: dataset root (contains ``<split>/``).
+        split: sub-folder, e.g. ``'train'``, ``'valid'``, ``'test'``.
+        sources: source names in output order (default ``('accompaniment', 'vocals')``). A
+            name missing on disk is summed from its parts when :data:`DERIVED` lists them
+            (``accompaniment = drums + bass + other``).
+        mix_name: mixture stem (default ``'mixture'``; if missing on disk it is summed from
+            vocals + drums + bass + other).
+        sample_rate: output rate in Hz (default 16000); files at other rates are resampled.
+        mono: average channels (default True). Otherwise files with one channel are repeated
+            to the song's channel count.
+        excerpt_seconds: None (default) = whole songs in sorted order, ``len`` = number of songs
+            (capped by ``num_items``). Otherwise random excerpts of this many seconds: item ``i``
+            draws from ``numpy.random.default_rng([seed, i])``, so an index gives the same
+            excerpt in every worker and run; songs shorter than that are zero-padded.
+        num_items: dataset length in excerpt mode (default = number of songs).
+        seed: base seed of the per-item generators (default 0).
+        remix: a :class:`~bootsep.data.mixing.Remixer` (excerpt mode only): sources are picked
+            (coherent / incoherent, gain jitter) and the mixture is their sum.
+        cache: an :class:`~bootsep.data.cache.AudioCache` or its folder (default None: decode
+            from the files each time).
+        min_seconds: drop songs shorter than this (default None: keep all).
+        layout: ``'auto'`` (default), ``'song'`` or ``'stem'``.
+        silence_db: excerpts whose mixture RMS is below this (dBFS) are redrawn (default -60).
+        max_retries: redraws for near-silent excerpts (default 5); the loudest draw is kept.
+
+    Items are dicts::
+
+        mix:      float32 tensor (channels, samples)
+        sources:  float32 tensor (n_src, channels, samples)
+        name:     song name ('a+b' when the sources come from different songs)
+        index:    int
+        offset:   float, start in seconds of the first source's excerpt (0.0 for whole songs)
+        offsets:  float32 tensor (n_src,), start in seconds of each source
+        gains_db: float32 tensor (n_src,), gain applied to each source
+        coherent: bool, all sources from the same song and span
+
+    ``mix`` is the mixture file (or the sum of its parts when derived); with ``remix`` it is
+    ``sources.sum(0)``, sample for sample.
+    """
+
+    def __init__(self, root: str | os.PathLike, split: str,
+                 sources: tuple[str, ...] | list[str] = ("accompaniment", "vocals"),
+                 mix_name: str = "mixture", sample_rate: int = 16000, mono: bool = True,
+                 excerpt_seconds: float | None = None, num_items: int | None = None,
+                 seed: int = 0, remix: Remixer | None = None,
+                 cache: AudioCache | str | os.PathLike | None = None,
+                 min_seconds: float | None = None, layout: str = "auto",
+                 silence_db: float = -60.0, max_retries: int = 5):
+        self.root = Path(root)
+        self.split = str(split)
+        self.sources = tuple(sources)
+        self.mix_name = str(mix_name)
+        self.sample_rate = int(sample_rate)
+        self.mono = bool(mono)
+        self.excerpt_seconds = None if excerpt_seconds is None else float(excerpt_seconds)
+        self.num_items = None if num_items is None else int(num_items)
+        self.seed = int(seed)
+        self.remix = remix
+        self.cache = AudioCache(cache) if isinstance(cache, (str, os.PathLike)) else cache
+        self.silence_db = float(silence_db)
+        self.max_retries = int(max_retries)
+
+        if not self.sources or len(set(self.sources)) != len(self.sources):
+            raise UserError(f"sources must be distinct, non-empty names, got {list(sources)}")
+        if self.excerpt_seconds is not None and self.excerpt_seconds <= 0:
+            raise UserError(f"excerpt_seconds must be > 0, got {excerpt_seconds}")
+        if remix is not None and self.excerpt_seconds is None:
+            raise UserError("remixing needs excerpt_seconds (whole songs cannot be remixed); "
+                            "set excerpt_seconds or remove remix")
+        if layout not in ("auto", "song", "stem"):
+            raise UserError(f"layout must be 'auto', 'song' or 'stem', got {layout!r}")
+
+        split_dir = self.root / self.split
+        if not self.root.is_dir():
+            raise UserError(f"dataset root not found: {self.root}; {LAYOUT_HELP} "
+                            f"(generate the demo data with `make demo` or fix the path)")
+        if not split_dir.is_dir():
+            raise UserError(f"split folder not found: {split_dir}; {LAYOUT_HELP}")
+        wanted = {self.mix_name, *self.sources}
+        for name in list(wanted):
+            wanted.update(DERIVED.get(name, ()))
+        self.layout = detect_layout(split_dir, wanted) if layout == "auto" else layout
+
+        songs, files = self._scan(split_dir)
+        self._songs: list[str] = []
+        self._files: list[dict[str, tuple[Path, ...]]] = []
+        self._lengths: list[int] = []
+        self._channels: list[int] = []
+        for song, f in zip(songs, files):
+            length, channels = self._probe(song, f)
+            if min_seconds is not None and length < min_seconds * self.sample_rate:
+                continue
+            self._songs.append(song)
+            self._files.append(f)
+            self._lengths.append(length)
+            self._channels.append(channels)
+        if not self._songs:
+            raise UserError(f"no songs left in {split_dir} (min_seconds={min_seconds}); "
+                            f"{LAYOUT_HELP}")
+
+    # ------------------------------------------------------------------ scanning
+
+    def _scan(self, split_dir: Path):
+        if self.layout == "song":
+            song_dirs = _subdirs(split_dir)
+            if not song_dirs:
+                raise UserError(f"no song folders in {split_dir}; {LAYOUT_HELP}")
+            songs = [d.name for d in song_dirs]
+
+            def locate(song, stem):
+                return _find_audio(split_dir / song, stem)
+
+            def expected(song, stem):
+                return split_dir / song / f"{stem}.wav"
+        else:
+            names = set()
+            for d in _subdirs(split_dir):
+                names.update(p.stem for p in d.iterdir()
+                             if p.suffix.lower() in AUDIO_EXTENSIONS and not p.name.startswith("."))
+            if not names:
+                raise UserError(f"no audio files in the stem folders of {split_dir}; "
+                                f"{LAYOUT_HELP}")
+            songs = sorted(names)
+
+            def locate(song, stem):
+                return _find_audio(split_dir / stem, song)
+
+            def expected(song, stem):
+                return split_dir / stem / f"{song}.wav"
+
+        files = []
+        for song in songs:
+            entry = {}
+            for name in (self.mix_name, *self.sources):
+                if name == self.mix_name and self.remix is not None:
+                    continue  # the mixture is rebuilt from the sources
+                path = locate(song, name)
+                if path is not None:
+                    entry[name] = (path,)
+                    continue
+                parts = [locate(song, p) for p in DERIVED.get(name, ())]
+                if parts and all(parts):
+                    entry[name] = tuple(parts)
+                    continue
+                hint = (f" (or its parts {', '.join(DERIVED[name])})" if name in DERIVED else "")
+                raise UserError(f"missing stem {name!r} of song {song!r}: expected "
+                                f"{expected(song, name)}{hint}; {LAYOUT_HELP}")
+            files.append(entry)
+        return songs, files
+
+    def _probe(self, song: str, files: dict[str, tuple[Path, ...]]) -> tuple[int, int]:
+        from bootsep.data.audio import audio_info
+
+        lengths, channels = [], []
+        for paths in files.values():
+            for p in paths:
+                sr, frames, ch = audio_info(p)
+                lengths.append(int(frames * self.sample_rate // sr))
+                channels.append(ch)
+        n_ch = 1 if self.mono else max(channels)
+        if not self.mono and any(c not in (1, n_ch) for c in channels):
+            raise UserError(f"song {song!r} mixes files with {sorted(set(channels))} channels; "
+                            f"use mono=True or make the stems agree")
+        return min(lengths), n_ch
+
+    # ------------------------------------------------------------------ public info
+
+    @property
+    def songs(self) -> list[str]:
+        """Song names in index order."""
+        return list(self._songs)
+
+    def song_seconds(self) -> list[float]:
+        """Length of each song in seconds (shortest of its files)."""
+        return [n / self.sample_rate for n in self._lengths]
+
+    def audio_files(self) -> list[Path]:
+        """Every file the dataset reads (for :meth:`AudioCache.populate`)."""
+        out = {p for f in self._files for paths in f.values() for p in paths}
+        return sorted(out)
+
+    def __len__(self) -> int:
+        if self.excerpt_seconds is None:
+            n = len(self._songs)
+            return n if self.num_items is None else min(n, self.num_items)
+        return len(self._songs) if self.num_items is None else self.num_items
+
+    def __repr__(self) -> str:
+        return (f"StemFolderDataset(root={str(self.root)!r}, split={self.split!r}, "
+                f"layout={self.layout!r}, songs={len(self._songs)}, items={len(self)}, "
+                f"sources={self.sources}, excerpt_seconds={self.excerpt_seconds})")
+
+    # ------------------------------------------------------------------ items
+
+    def _read(self, song: int, name: str, start: int, n: int) -> np.ndarray:
+        """float32 ``(channels, n)`` of stem ``name`` of ``song`` from sample ``start``."""
+        from bootsep.data.audio import load_audio
+
+        total = None
+        for path in self._files[song][name]:
+            kw = dict(sample_rate=self.sample_rate, mono=self.mono,
+                      offset=start / self.sample_rate, duration=n / self.sample_rate)
+            x = self.cache.load(path, **kw) if self.cache is not None else load_audio(path, **kw)
+            total = x if total is None else _add_padded(total, x)
+        ch = self._channels[song]
+        if total.shape[0] != ch:
+            total = np.repeat(total[:1], ch, axis=0)
+        out = np.zeros((ch, n), dtype=np.float32)
+        m = min(n, total.shape[1])
+        out[:, :m] = total[:, :m]
+        return out
+
+    def _render(self, plan: MixPlan, n: int, from_sources: bool):
+        srcs = []
+        for name, pick in zip(self.sources, plan.picks):
+            x = self._read(pick.song, name, pick.start, n)
+            if pick.gain_db:
+                x = x * np.float32(10 ** (pick.gain_db / 20))
+            srcs.append(x)
+        ch = max(s.shape[0] for s in srcs)
+        sources = np.stack([np.broadcast_to(s, (ch, n)) for s in srcs])
+        if from_sources:
+            mix = sources.sum(axis=0, dtype=np.float32)
+        else:
+            p = plan.picks[0]
+            mix = self._read(p.song, self.mix_name, p.start, n)
+        return mix, sources
+
+    def _plan(self, rng: np.random.Generator, n: int) -> MixPlan:
+        if self.remix is not None:
+            return self.remix.plan(rng, self._lengths, n, len(self.sources))
+        song, start = draw_excerpt(rng, self._lengths, n)
+        return MixPlan(True, tuple(SourcePick(song, start) for _ in self.sources))
+
+    def __getitem__(self, index: int) -> dict:
+        index = int(index)
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} items")
+        if self.excerpt_seconds is None:
+            n = self._lengths[index]
+            plan = MixPlan(True, tuple(SourcePick(index, 0) for _ in self.sources))
+            mix, sources = self._render(plan, n, from_sources=False)
+        else:
+            n = int(round(self.excerpt_seconds * self.sample_rate))
+            rng = np.random.default_rng([self.seed, index])
+            best = None
+            for _ in range(self.max_retries + 1):
+                plan = self._plan(rng, n)
+                mix, sources = self._render(plan, n, from_sources=self.remix is not None)
+                level = 10 * np.log10(np.mean(np.square(mix, dtype=np.float64)) + 1e-20)
+                if best is None or level > best[0]:
+                    best = (level, plan, mix, sources)
+                if level >= self.silence_db:
+                    break
+            _, plan, mix, sources = best
+        names = [self._songs[p.song] for p in plan.picks]
+        name = names[0] if len(set(names)) == 1 else "+".join(names)
+        return {
+            "mix": torch.from_numpy(np.ascontiguousarray(mix)),
+            "sources": torch.from_numpy(np.ascontiguousarray(sources)),
+            "name": name,
+            "index": index,
+            "offset": plan.picks[0].start / self.sample_rate,
+            "offsets": torch.tensor([p.start / self.sample_rate for p in plan.picks],
+                                    dtype=torch.float32),
+            "gains_db": torch.tensor([p.gain_db for p in plan.picks], dtype=torch.float32),
+            "coherent": plan.coherent,
+        }
+
+
+def _add_padded(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    n = max(a.shape[1], b.shape[1])
+    ch = max(a.shape[0], b.shape[0])
+    out = np.zeros((ch, n), dtype=np.float32)
+    out[:, : a.shape[1]] += a
+    out[:, : b.shape[1]] += b
+    return out
