@@ -1,0 +1,231 @@
+"""Ensemble of primitives ("PrimitiveClustering"): cluster T-F bins on stacked primitive masks.
+
+Each primitive contributes the masks named in ``returns`` (e.g. its foreground mask), each
+repeated ``weights`` times; the stack is a ``dim``-dimensional feature per T-F bin. Bins are
+then soft-assigned to ``num_sources`` cluster centres: by default fixed centres all-zeros
+(accompaniment) and all-ones (vocals), responsibilities ``exp(-beta * ||f - c_k||)``
+normalised over ``k``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..dsp import STFT
+from ..separation.base import Separator
+from ._filters import magnitude
+from .ft2d import FT2D
+from .hpss import HPSS
+
+CLUSTERINGS = ("fixed", "kmeans", "gmm")
+
+
+class EnsembleClustering(Separator):
+    """Soft clustering of T-F bins described by the masks of several separators.
+
+    Args:
+        separators: member separators (no oracles); they must share the sample rate and STFT
+            settings. The same instance may appear several times; it is run once per call,
+            and FT2D members that differ only in ``use_bg_2dft`` share one 2-D FFT.
+        returns: for each separator, the indices of its output masks used as features.
+        weights: for each separator, how many times each of its returned masks is repeated
+            (default all 1).
+        num_sources: number of clusters/outputs (default 2).
+        clustering: ``'fixed'`` (default; ``centers`` or zeros/ones), ``'kmeans'`` (scikit-learn
+            k-means fitted per example on the loud bins, then the same soft assignment) or
+            ``'gmm'`` (diagonal Gaussian mixture fitted on the loud bins; masks = posteriors).
+            Fitted clusters are ordered by the mean of their centre's features (ascending),
+            so with foreground-like features the output stays [accompaniment, vocals].
+        beta: sharpness of the soft assignment for ``fixed``/``kmeans`` (default 2.5).
+        centers: ``(num_sources, dim)`` fixed centres (default: all-zeros and all-ones, only
+            for 2 sources).
+        percentile: bins whose mixture magnitude is at or above this percentile (per example)
+            are used for fitting (default 90).
+        max_fit_points: at most this many loud bins (seeded random subset) are fitted (20000).
+        seed: seeds the subset and the fitting (default 0).
+        reg_covar: variance floor added to the GMM's diagonal covariances (default 1e-3).
+        source_labels: default ``('accompaniment', 'vocals')``.
+        sample_rate, stft: default to the first separator's.
+        device: see :class:`Separator`.
+
+    ``features(mix_spec)`` returns ``(batch, time, freq, dim)``; ``masks(mix_spec)`` returns
+    ``(batch, num_sources, time, freq)`` summing to 1. The features of the last mixture are
+    cached (keyed by the tensor object and its version), so ``separate(with_features=True)``
+    runs every primitive once.
+    """
+
+    def __init__(self, separators: list[Separator], returns: list[list[int]],
+                 weights: list[int] | None = None, num_sources: int = 2,
+                 clustering: str = "fixed", beta: float = 2.5, centers=None,
+                 percentile: float = 90.0, max_fit_points: int = 20000, seed: int = 0,
+                 reg_covar: float = 1e-3, source_labels=("accompaniment", "vocals"),
+                 sample_rate: int | None = None, stft: STFT | None = None,
+                 device: str | None = None):
+        separators = list(separators)
+        if not separators:
+            raise ValueError("EnsembleClustering needs at least one separator")
+        first = separators[0]
+        super().__init__(first.sample_rate if sample_rate is None else sample_rate,
+                         stft or first.stft, source_labels, device)
+        returns = [list(r) for r in returns]
+        weights = [1] * len(separators) if weights is None else [int(w) for w in weights]
+        if not (len(returns) == len(weights) == len(separators)):
+            raise ValueError(f"{len(separators)} separators but {len(returns)} returns and "
+                             f"{len(weights)} weights")
+        for i, sep in enumerate(separators):
+            name = type(sep).__name__
+            if sep.needs_references:
+                raise ValueError(f"separator {i} ({name}) is an oracle; it cannot be an ensemble member")
+            if sep.sample_rate != self.sample_rate or sep.stft.params != self.stft.params:
+                raise ValueError(f"separator {i} ({name}) runs at {sep.sample_rate} Hz with "
+                                 f"{sep.stft!r}; the ensemble uses {self.sample_rate} Hz with "
+                                 f"{self.stft!r}")
+            if not returns[i] or any(not 0 <= r < sep.num_sources for r in returns[i]):
+                raise ValueError(f"returns[{i}] = {returns[i]} is not a non-empty list of output "
+                                 f"indices of {name} (0..{sep.num_sources - 1})")
+            if weights[i] < 0:
+                raise ValueError(f"weights[{i}] = {weights[i]} must be >= 0")
+        if clustering not in CLUSTERINGS:
+            raise ValueError(f"unknown clustering {clustering!r}; choose one of {CLUSTERINGS}")
+        if len(self.source_labels) != num_sources:
+            raise ValueError(f"{len(self.source_labels)} source_labels for {num_sources} sources")
+        self.separators = separators
+        self.returns = returns
+        self.weights = weights
+        self.dim = sum(len(r) * w for r, w in zip(returns, weights))
+        if self.dim == 0:
+            raise ValueError("all weights are 0: the ensemble has no features")
+        if centers is None and clustering == "fixed":
+            if num_sources != 2:
+                raise ValueError("fixed clustering with num_sources != 2 needs explicit centers")
+            centers = [[0.0] * self.dim, [1.0] * self.dim]
+        if centers is not None:
+            centers = torch.as_tensor(centers, dtype=torch.float32)
+            if centers.shape != (num_sources, self.dim):
+                raise ValueError(f"centers must be (num_sources, dim) = ({num_sources}, "
+                                 f"{self.dim}), got {tuple(centers.shape)}")
+        self.centers = centers
+        self.clustering = clustering
+        self.beta = float(beta)
+        self.percentile = float(percentile)
+        self.max_fit_points = int(max_fit_points)
+        self.seed = int(seed)
+        self.reg_covar = float(reg_covar)
+        self._cache: tuple | None = None
+
+    # ------------------------------------------------------------------ features
+    def member_masks(self, mix_spec: torch.Tensor) -> list[torch.Tensor]:
+        """Masks of every member, ``(batch, n_src_i, time, freq)`` each, computed once per
+        distinct instance (and once per FT2D analysis for R/M pairs)."""
+        by_id: dict[int, torch.Tensor] = {}
+        ft2d: dict[tuple, tuple] = {}
+        out = []
+        for sep in self.separators:
+            if id(sep) not in by_id:
+                if isinstance(sep, FT2D):
+                    key = sep.analysis_key()
+                    if key not in ft2d:
+                        ft2d[key] = sep.both_masks(mix_spec)
+                    m = ft2d[key][0 if sep.use_bg_2dft else 1]
+                else:
+                    m = sep.masks(mix_spec)
+                by_id[id(sep)] = m.to(device=mix_spec.device, dtype=magnitude_dtype(mix_spec))
+            out.append(by_id[id(sep)])
+        return out
+
+    def features(self, mix_spec: torch.Tensor) -> torch.Tensor:
+        """Stacked member masks ``(batch, time, freq, dim)`` (cached for the last mixture)."""
+        c = self._cache
+        if c is not None and c[0] is mix_spec and c[1] == mix_spec._version:
+            return c[2]
+        cols = []
+        for m, ret, w in zip(self.member_masks(mix_spec), self.returns, self.weights):
+            for r in ret:
+                cols.extend([m[:, r]] * w)
+        feats = torch.stack(cols, dim=-1)
+        self._cache = (mix_spec, mix_spec._version, feats)
+        return feats
+
+    def clear_cache(self) -> None:
+        """Drop the cached features of the last mixture."""
+        self._cache = None
+
+    # ---------------------------------------------------------------- clustering
+    def _soft_assign(self, feats: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+        """``(t, f, dim)`` x ``(k, dim)`` -> responsibilities ``(k, t, f)``."""
+        dist = torch.stack([(feats - c).norm(dim=-1) for c in centers])
+        return torch.softmax(-self.beta * dist, dim=0)
+
+    def _fit_points(self, feats: torch.Tensor, mag: torch.Tensor) -> torch.Tensor:
+        """Loud bins of one example: ``(n, dim)`` float64 on the CPU, seeded subset."""
+        flat_mag = mag.reshape(-1)
+        flat = feats.reshape(-1, feats.shape[-1])
+        k = int(round(self.percentile / 100.0 * (flat_mag.numel() - 1))) + 1
+        thresh = flat_mag.kthvalue(min(max(k, 1), flat_mag.numel())).values
+        pts = flat[flat_mag >= thresh]
+        if pts.shape[0] < self.num_sources:
+            pts = flat
+        if pts.shape[0] > self.max_fit_points:
+            gen = torch.Generator().manual_seed(self.seed)
+            sel = torch.randperm(pts.shape[0], generator=gen)[: self.max_fit_points]
+            pts = pts[sel.to(pts.device)]
+        return pts.detach().cpu().double()
+
+    def _cluster_one(self, feats: torch.Tensor, mag: torch.Tensor) -> torch.Tensor:
+        if self.clustering == "fixed":
+            return self._soft_assign(feats, self.centers.to(feats.device, feats.dtype))
+        pts = self._fit_points(feats, mag).numpy()
+        if self.clustering == "kmeans":
+            from sklearn.cluster import KMeans
+
+            km = KMeans(n_clusters=self.num_sources, n_init=10, random_state=self.seed).fit(pts)
+            centers = torch.as_tensor(km.cluster_centers_, dtype=feats.dtype, device=feats.device)
+            centers = centers[centers.mean(dim=1).argsort()]
+            return self._soft_assign(feats, centers)
+        from sklearn.mixture import GaussianMixture
+
+        gmm = GaussianMixture(n_components=self.num_sources, covariance_type="diag",
+                              reg_covar=self.reg_covar, random_state=self.seed).fit(pts)
+        order = torch.as_tensor(gmm.means_.mean(axis=1)).argsort()
+        means = torch.as_tensor(gmm.means_)[order].to(feats.device, feats.dtype)
+        var = torch.as_tensor(gmm.covariances_)[order].to(feats.device, feats.dtype)
+        logw = torch.as_tensor(gmm.weights_)[order].log().to(feats.device, feats.dtype)
+        loglik = torch.stack([
+            logw[k] - 0.5 * (((feats - means[k]) ** 2) / var[k] + var[k].log()).sum(dim=-1)
+            for k in range(self.num_sources)])
+        return torch.softmax(loglik, dim=0)
+
+    def masks(self, mix_spec: torch.Tensor, source_specs: torch.Tensor | None = None) -> torch.Tensor:
+        feats = self.features(mix_spec)
+        mag = magnitude(mix_spec)
+        return torch.stack([self._cluster_one(feats[i], mag[i]) for i in range(feats.shape[0])])
+
+
+def magnitude_dtype(mix_spec: torch.Tensor) -> torch.dtype:
+    return mix_spec.real.dtype if torch.is_complex(mix_spec) else mix_spec.dtype
+
+
+def primitive_clustering(sample_rate: int = 16000, stft: STFT | None = None,
+                         pitch: Separator | None = None, device: str | None = None,
+                         **kwargs) -> EnsembleClustering:
+    """The reference "PrimitiveClustering" ensemble.
+
+    2DFT-R (``FT2D(neighborhood_size=(1, 35), high_pass_cutoff=250)``) x3, 2DFT-M x1, the
+    pitch separator x2 (if given; its foreground mask) and HPSS (kernel 31) harmonic x1, i.e.
+    ``returns=[[1], [1], [1], [0]]``, ``weights=[3, 1, 2, 1]``, fixed zeros/ones centres,
+    ``beta=2.5``. Without ``pitch`` it is the nussl anchor's 2DFT-R x3, 2DFT-M x1, HPSS x1.
+    ``pitch`` must run at ``sample_rate`` on the same STFT settings. Extra keyword arguments
+    go to :class:`EnsembleClustering` (e.g. ``clustering='kmeans'``).
+    """
+    stft = stft or STFT()
+    common = dict(sample_rate=sample_rate, stft=stft, device=device)
+    r = FT2D(neighborhood_size=(1, 35), high_pass_cutoff=250.0, use_bg_2dft=True, **common)
+    m = FT2D(neighborhood_size=(1, 35), high_pass_cutoff=250.0, use_bg_2dft=False, **common)
+    hpss = HPSS(kernel_size=31, **common)
+    if pitch is None:
+        separators, returns, weights = [r, m, hpss], [[1], [1], [0]], [3, 1, 1]
+    else:
+        separators, returns, weights = [r, m, pitch, hpss], [[1], [1], [1], [0]], [3, 1, 2, 1]
+    kwargs.setdefault("beta", 2.5)
+    return EnsembleClustering(separators, returns, weights, sample_rate=sample_rate, stft=stft,
+                              device=device, **kwargs)
