@@ -14,6 +14,10 @@ SINGLE = {
     "silhouette": C.silhouette_confidence,
     "posterior": C.posterior_confidence,
     "combined": C.combined_confidence,
+    # fixed centres at the two-blob positions (a one-blob mixture sits between them)
+    "fixed_posterior": lambda f, m, **kw: C.fixed_posterior_confidence(
+        f, m, centers=[[3.0, 0.0, 0.0], [0.0, 3.0, 0.0]],
+        **{k: v for k, v in kw.items() if k not in ("seed", "max_points")}),
     "jensen_shannon": C.jensen_shannon_confidence,
     "loudness": C.loudness_confidence,
     "whitened_kmeans": C.whitened_kmeans_confidence,
@@ -75,6 +79,25 @@ def test_exact_values_on_two_repeated_points():
     assert C.whitened_kmeans_confidence(feats, mag, **kw) == pytest.approx(1 - (3 - 2) / (3 + 2))
     assert C.dpcl_classic_confidence(feats, mag, **kw) == pytest.approx(1.0)
     assert C.jensen_shannon_confidence(feats, mag, **kw) > 0.9  # disjoint modes ~ 1 bit
+    # fixed centres at the two points themselves: distance d between them, beta 2.5
+    cen = np.array([[0.0, L, 0.0], [L, 0.0, 0.0]])
+    assert C.fixed_posterior_confidence(feats, mag, centers=cen, **kw) == pytest.approx(
+        math.tanh(2.5 * d / 2), abs=1e-9)
+
+
+def test_fixed_posterior_on_mask_like_features():
+    """Ensemble-like features: decisive masks near 0/1 beat undecided masks near 0.5."""
+    rng = np.random.default_rng(4)
+    dec = (rng.uniform(size=(30, 40, 1)) < 0.4) + 0.05 * rng.standard_normal((30, 40, 7))
+    und = 0.5 + 0.05 * rng.standard_normal((30, 40, 7))
+    mag = rng.uniform(size=(30, 40))
+    hi = C.fixed_posterior_confidence(dec, mag, threshold_percentile=50.0)
+    lo = C.fixed_posterior_confidence(und, mag, threshold_percentile=50.0)
+    assert hi > 0.9 and lo < 0.2
+    assert C.compute_confidences(dec, mag, measures=("fixed_posterior",),
+                                 threshold_percentile=50.0)["fixed_posterior"] == hi
+    with pytest.raises(ValueError):
+        C.fixed_posterior_confidence(dec, mag, centers=np.zeros((2, 3)))
 
 
 def skewed_blob(seed=0, shape=(40, 60)):
@@ -105,7 +128,8 @@ def test_seed_determinism_and_compute_confidences_agree():
     b = C.compute_confidences(f, m, measures=C.MEASURES, **kw)
     assert a == b and list(a) == list(C.MEASURES)
     for name, fn in SINGLE.items():
-        assert fn(f, m, **kw) == pytest.approx(a[name], abs=1e-12), name
+        if name != "fixed_posterior":  # SINGLE passes its own centres
+            assert fn(f, m, **kw) == pytest.approx(a[name], abs=1e-12), name
     # silhouette uses a seeded subsample: another seed is another (close) estimate
     s8 = C.silhouette_confidence(f, m, max_points=200, **{**kw, "seed": 8})
     s7 = C.silhouette_confidence(f, m, max_points=200, **kw)

@@ -13,6 +13,7 @@ name               definition                                                   
 silhouette         KMeans(K) on a seeded subsample of ``max_points``; mean silhouette     [-1, 1]
 posterior          KMeans(K) distances d; p = softmax(-beta d); mean (K max p - 1)/(K-1)  [0, 1]
 combined           silhouette x posterior (the reference system's confidence)             [-1, 1]
+fixed_posterior    as posterior, but with the ensemble's FIXED centres (no fitting)       [0, 1]
 jensen_shannon     JS divergence (bits) between a 1- and a K-component GMM, Monte Carlo   [0, 1]
 loudness           K x share of the smallest KMeans cluster                               [0, 1]
 whitened_kmeans    1 - L_WKM / (D + K) on the KMeans assignment (see function)            see fn
@@ -34,8 +35,8 @@ import math
 
 import numpy as np
 
-MEASURES = ("silhouette", "posterior", "combined", "jensen_shannon", "loudness",
-            "whitened_kmeans", "dpcl_classic")
+MEASURES = ("silhouette", "posterior", "combined", "fixed_posterior", "jensen_shannon",
+            "loudness", "whitened_kmeans", "dpcl_classic")
 
 
 def _to_numpy(x) -> np.ndarray:
@@ -147,10 +148,13 @@ class _Points:
                     self._sil[max_points] = float(silhouette_score(sub, labels))
         return self._sil[max_points]
 
-    def posterior(self, beta: float) -> float:
+    def posterior(self, beta: float, centers=None) -> float:
         if self.status != "ok":
             return math.nan if self.status == "nan" else 0.0
-        _, d = self.kmeans()
+        if centers is None:
+            _, d = self.kmeans()
+        else:
+            d = np.linalg.norm(self.x[:, None, :] - centers[None], axis=-1)
         z = -beta * d
         z = z - z.max(axis=1, keepdims=True)
         p = np.exp(z)
@@ -269,6 +273,33 @@ def combined_confidence(features, mix_magnitude, num_sources: int = 2,
     return p.silhouette(max_points) * p.posterior(beta)
 
 
+def _fixed_centers(centers, dim: int) -> np.ndarray:
+    if centers is None:
+        return np.stack([np.zeros(dim), np.ones(dim)])
+    c = np.asarray(_to_numpy(centers), dtype=np.float64)
+    if c.ndim != 2 or c.shape[1] != dim:
+        raise ValueError(f"centers must be (num_sources, {dim}), got {tuple(c.shape)}")
+    return c
+
+
+def fixed_posterior_confidence(features, mix_magnitude, centers=None, beta: float = 2.5,
+                               threshold_percentile: float = 99.0,
+                               min_frequency_bin: int = 0) -> float:
+    """Posterior confidence against FIXED centres: the ensemble's own soft assignment margin.
+
+    ``centers`` ``(K, dim)`` (default all-zeros and all-ones, the primitive ensemble's
+    accompaniment/vocals centres); ``p = softmax(-beta * ||f - c_k||)`` with the ensemble's
+    ``beta`` (default 2.5); confidence = mean over the loud bins of ``(K max p - 1)/(K - 1)``.
+    Unlike the KMeans measures it sees how decisively the ensemble's actual assignment was
+    made, including the level of the vocals in the loud bins; pass ``min_frequency_bin`` to
+    skip the region the primitives force to accompaniment (below 250 Hz = bin 8 at 16 kHz /
+    512). Degenerate / too-few-bins rules as for the other measures.
+    """
+    x = select_loud_bins(features, mix_magnitude, threshold_percentile, min_frequency_bin)
+    c = _fixed_centers(centers, x.shape[1])
+    return _Points(x, c.shape[0], 0).posterior(beta, c)
+
+
 def jensen_shannon_confidence(features, mix_magnitude, num_sources: int = 2,
                               threshold_percentile: float = 99.0, max_points: int = 5000,
                               n_samples: int = 10000, seed: int = 0,
@@ -337,6 +368,7 @@ def compute_confidences(features, mix_magnitude, measures=("silhouette", "poster
                         num_sources: int = 2, threshold_percentile: float = 99.0,
                         max_points: int = 1000, seed: int = 0, beta: float = 1.0,
                         js_max_points: int = 5000, js_samples: int = 10000,
+                        centers=None, fixed_beta: float = 2.5,
                         min_frequency_bin: int = 0) -> dict:
     """Several measures at once, sharing the loud-bin selection and the KMeans fits.
 
@@ -346,6 +378,7 @@ def compute_confidences(features, mix_magnitude, measures=("silhouette", "poster
         measures: names from :data:`MEASURES` (default silhouette, posterior, combined).
         max_points: silhouette subsample size; ``beta``: posterior sharpness;
         js_max_points, js_samples: the Jensen-Shannon fit subsample and Monte-Carlo draws.
+        centers, fixed_beta: the fixed centres and sharpness of ``fixed_posterior``.
     Returns:
         ``{name: float}`` in the order of ``measures``.
     """
@@ -362,6 +395,11 @@ def compute_confidences(features, mix_magnitude, measures=("silhouette", "poster
             out[m] = p.posterior(beta)
         elif m == "combined":
             out[m] = p.silhouette(max_points) * p.posterior(beta)
+        elif m == "fixed_posterior":
+            c = _fixed_centers(centers, p.x.shape[1])
+            if c.shape[0] != num_sources:
+                raise ValueError(f"{c.shape[0]} centers for num_sources={num_sources}")
+            out[m] = p.posterior(fixed_beta, c)
         elif m == "jensen_shannon":
             out[m] = p.jensen_shannon(js_max_points, js_samples, "full", 1e-4)
         elif m == "loudness":
