@@ -122,7 +122,7 @@ def train(model=gin.REQUIRED, loss_dictionary=gin.REQUIRED, optimizer=gin.REQUIR
     """
     from ..engine import distributed as dist
     from ..engine.checkpoint import checkpoint_path, load_checkpoint
-    from ..engine.samplers import EpochSeededSampler, seed_worker
+    from ..engine.samplers import ResumableSampler, seed_worker
     from ..engine.trainer import Trainer
     from ..losses.combine import LossDict
     from . import registry
@@ -157,15 +157,17 @@ def train(model=gin.REQUIRED, loss_dictionary=gin.REQUIRED, optimizer=gin.REQUIR
     val_loss_fn = LossDict(val_loss_dictionary) if val_loss_dictionary else None
     workers = min(int(num_workers), os.cpu_count() or 1)
     per_rank_batch = dist.per_rank_batch_size(batch_size, ctx)
-    sampler = EpochSeededSampler(len(train_dataset), seed=seed, num_replicas=ctx.world_size,
-                                 rank=ctx.rank)
+    sampler = ResumableSampler(len(train_dataset), seed=seed, num_replicas=ctx.world_size,
+                               rank=ctx.rank)
+    if epoch_length is None:
+        epoch_length = len(train_dataset) // (per_rank_batch * ctx.world_size)
+    if epoch_length < 1:
+        raise UserError(f"the training set has {len(train_dataset)} items, fewer than one batch of "
+                        f"{batch_size}: lower train.batch_size or raise the dataset's num_items")
     loader = torch.utils.data.DataLoader(
         train_dataset, batch_size=per_rank_batch, sampler=sampler, num_workers=workers,
-        drop_last=True, pin_memory=dev.type == "cuda", worker_init_fn=seed_worker,
-        persistent_workers=workers > 0)
-    if len(loader) == 0:
-        raise UserError(f"the training set has {len(train_dataset)} items, fewer than one batch of "
-                        f"{per_rank_batch}: lower train.batch_size or raise the dataset's num_items")
+        pin_memory=dev.type == "cuda", worker_init_fn=seed_worker,
+        generator=torch.Generator().manual_seed(seed), persistent_workers=workers > 0)
     val_loader = None
     if val_dataset is not None and ctx.is_main:
         val_loader = torch.utils.data.DataLoader(val_dataset, batch_size=val_batch_size,

@@ -115,7 +115,7 @@ def instantiate(folder: str | Path, launcher: str = "tsp", gpus_per_run: int = 1
         header = (f"# Compiled by `bootsep instantiate` on {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
                   f"# sweep setting: {setting or 'none'}\n")
         run.mkdir(parents=True)
-        atomic_write_text(run / "config.gin", header + gin.config_str())
+        atomic_write_text(run / "config.gin", header + gin.config_str(max_line_length=200))
         runs.append(run)
         taken.add(n)
     _write_run_sh(folder, runs, gpus_per_run)

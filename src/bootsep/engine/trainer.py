@@ -112,7 +112,7 @@ class Trainer:
         scheduler: optional LR scheduler, stepped by the ``lr_scheduler`` handler.
         handlers: handler objects (``bootsep.engine.handlers``).
         num_epochs: total epochs (a resumed run continues to this number).
-        epoch_length: iterations per epoch (default: ``len(train_loader)``).
+        epoch_length: iterations per epoch (required when the loader's sampler is endless).
         target_type: 'psa' (default) or 'msa'.
         device: torch device.
         amp: None, 'bf16' or 'fp16' autocast (CUDA only; ignored with a warning on CPU).
@@ -143,7 +143,7 @@ class Trainer:
         self.sample_rate = int(sample_rate)
         self.source_labels = list(source_labels)
         self.num_epochs = int(num_epochs)
-        self.epoch_length = epoch_length or len(train_loader)
+        self.epoch_length = int(epoch_length or len(train_loader))
         self.target_type = target_type
         self.device = torch.device(device)
         self.gin_config = gin_config
@@ -168,7 +168,9 @@ class Trainer:
             else:
                 self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
-        self.needs_audio = bool(getattr(self.loss_fn, "needs_audio", False))
+        self.needs_audio = any(type(x).__name__ == "SISDRLoss"
+                               for lf in (self.loss_fn, self.val_loss_fn)
+                               for x in getattr(lf, "losses", {}).values())
         self.writer = None
         if tensorboard and is_main:
             from torch.utils.tensorboard import SummaryWriter
@@ -411,13 +413,9 @@ class Trainer:
             log.info("training already complete (%d/%d epochs); nothing to do", done, self.num_epochs)
             return self.history
         sampler = getattr(self.train_loader, "sampler", None)
-        if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(done)
-
-            @self.engine.on(Events.EPOCH_COMPLETED)
-            def _next_epoch(engine):
-                sampler.set_epoch(engine.state.epoch)
-
+        if hasattr(sampler, "set_position"):
+            per_step = (self.train_loader.batch_size or 1) * getattr(sampler, "num_replicas", 1)
+            sampler.set_position(self.engine.state.iteration * per_step)
         self.engine.run(self.train_loader, max_epochs=self.num_epochs, epoch_length=self.epoch_length)
         if self.writer is not None:
             self.writer.close()

@@ -1,0 +1,57 @@
+# bootsep: `make demo` (set up, build the demo data, run the demo experiment) and `make test`.
+# Override the torch requirement with e.g. `make TORCH='torch==2.5.1' test`.
+PYTHON ?= python3
+VENV   ?= .venv
+TORCH  ?= torch==2.13.0
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.bootsep-installed
+DEMO_RUNS ?= runs/demo
+export PYTHONUNBUFFERED := 1
+
+.PHONY: install system-deps demo test lint bench clean-demo help
+
+help:
+	@echo "make demo   - set up .venv, build demo data, run the demo experiment, print its report card"
+	@echo "make test   - set up .venv, lint with ruff, run the test suite"
+	@echo "make bench  - run the benchmarks in bench/"
+
+$(STAMP): pyproject.toml
+	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e ".[test]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+# Debian packages the tests and tools use: task-spooler (tsp), tmux, ffmpeg (MUSDB .stem.mp4).
+# Installed only when missing and when we are root with apt-get; otherwise the dependent tests skip.
+SYSTEM_PKGS := task-spooler tmux ffmpeg
+system-deps:
+	@missing=""; \
+	command -v tsp >/dev/null 2>&1 || command -v ts >/dev/null 2>&1 || missing="$$missing task-spooler"; \
+	command -v tmux >/dev/null 2>&1 || missing="$$missing tmux"; \
+	command -v ffmpeg >/dev/null 2>&1 || missing="$$missing ffmpeg"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else \
+	    echo "note: missing$$missing (install them with apt-get as root); dependent tests will skip"; \
+	  fi; \
+	fi
+
+lint: install
+	$(BIN)/ruff check src tests bench main.py allocate.py logs.py
+
+test: install system-deps lint
+	$(BIN)/python -m pytest -q
+
+demo: install
+	@$(BIN)/python main.py prepare -c musdb/demo/env.gin musdb/demo/prepare.gin
+	@$(BIN)/python main.py all -c musdb/demo/env.gin musdb/demo/data.gin musdb/demo/chimera.gin \
+	    -o $(DEMO_RUNS)/chimera
+	@echo "$(DEMO_RUNS)/chimera/report_card.txt"
+
+bench: install
+	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/primitives.py
