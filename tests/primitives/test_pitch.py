@@ -80,7 +80,8 @@ def test_tracks_glide_with_vibrato_in_chords_and_noise(sep, glide_mix):
     mix, f0 = glide_mix
     X = sep.stft(torch.from_numpy(mix)[None])
     est, sal = sep.track(X)
-    assert est.shape == X.shape[:2] and sal.shape == (1, X.shape[1], sep.num_candidates)
+    assert est.shape == X.shape[:2]
+    assert sal.shape == (1, (X.shape[1] - 1) // sep.frame_step + 1, sep.num_candidates)
     est = est[0].numpy()
     ref = frame_values(f0, len(est))
     # skip frames whose 64 ms analysis window straddles an on/off edge
@@ -94,6 +95,21 @@ def test_tracks_glide_with_vibrato_in_chords_and_noise(sep, glide_mix):
     assert np.mean(cents < 50) > 0.9, np.median(cents)
     assert np.median(cents) < 20
     assert np.all(est[silent] == 0)
+
+
+def test_frame_step_one_and_two_agree(glide_mix):
+    mix, f0 = glide_mix
+    p1 = PitchContinuity(frame_step=1, device="cpu")
+    p2 = PitchContinuity(frame_step=2, device="cpu")
+    X = p1.stft(torch.from_numpy(mix)[None])
+    e1, s1 = p1.track(X)
+    e2, s2 = p2.track(X)
+    assert s1.shape[1] == X.shape[1] and s2.shape[1] == (X.shape[1] - 1) // 2 + 1
+    assert e2.shape == e1.shape
+    both = (e1[0] > 0) & (e2[0] > 0)
+    assert both.float().mean() > 0.8
+    cents = 1200 * torch.log2(e2[0][both] / e1[0][both]).abs()
+    assert torch.quantile(cents, 0.9) < 30
 
 
 def test_salience_peaks_at_f0_of_harmonic_tones(sep):
