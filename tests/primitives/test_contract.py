@@ -1,6 +1,8 @@
 """The Separator contract for every primitive: shapes, range, sum to one, batching, determinism,
 device, float64 input."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -83,3 +85,16 @@ def test_cuda_matches_cpu(name, batch):
     gpu = FACTORIES[name]("cuda").masks(batch.cuda())
     assert gpu.device.type == "cuda"
     torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-3, rtol=0)
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_silent_and_tiny_inputs(name):
+    sep = FACTORIES[name]("cpu")
+    for X in (torch.zeros(2, 40, 257, dtype=torch.complex64),
+              torch.full((1, 3, 257), 0.1 + 0.1j, dtype=torch.complex64)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # k-means warns about duplicate points
+            m = sep.masks(X)
+        assert m.shape == (X.shape[0], 2, *X.shape[1:])
+        assert torch.isfinite(m).all()
+        torch.testing.assert_close(m.sum(1), torch.ones(X.shape), atol=1e-5, rtol=0)

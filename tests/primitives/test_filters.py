@@ -10,11 +10,13 @@ from bootsep.dsp import STFT
 from bootsep.primitives._filters import (
     background_foreground,
     high_pass_bins,
+    masked_lower_median,
     max_filter_1d,
     mean_filter_1d,
     median_filter_1d,
     pad_indices,
     ratio_mask,
+    sliding_max,
     soft_ratio,
 )
 
@@ -28,14 +30,14 @@ def test_pad_indices_match_numpy_pad(mode, np_mode, n, before, after):
 
 
 def _median_ref(x: np.ndarray, size: int, axis: int) -> np.ndarray:
-    """Brute force: symmetric padding + median of every window (odd ``size``)."""
+    """Brute force: symmetric padding + lower median of every window."""
     pad = [(0, 0)] * x.ndim
-    pad[axis] = (size // 2, size // 2)
+    pad[axis] = (size // 2, size - 1 - size // 2)
     win = np.lib.stride_tricks.sliding_window_view(np.pad(x, pad, mode="symmetric"), size, axis)
-    return np.median(win, axis=-1)
+    return np.sort(win, axis=-1)[..., (size - 1) // 2]
 
 
-@pytest.mark.parametrize("size", [1, 3, 5, 31])
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 5, 17, 31, 33, 64, 65, 101])
 @pytest.mark.parametrize("dim", [0, 1, 2])
 def test_median_filter_matches_brute_force(size, dim):
     rng = np.random.default_rng(size + dim)
@@ -105,3 +107,25 @@ def test_high_pass_bins():
     assert high_pass_bins(stft, 16000, 100) == 4  # 0, 31.25, 62.5, 93.75 Hz
     assert high_pass_bins(stft, 16000, 0) == 0
     assert high_pass_bins(stft, 16000, 250) == 8
+
+
+@pytest.mark.parametrize("n,size", [(10, 1), (10, 3), (10, 10), (37, 5), (100, 249 // 10)])
+def test_sliding_max_matches_brute_force(n, size):
+    x = torch.from_numpy(np.random.default_rng(n + size).standard_normal((3, n)))
+    ref = np.stack([x.numpy()[:, i:i + size].max(axis=1) for i in range(n - size + 1)], axis=1)
+    np.testing.assert_array_equal(sliding_max(x, size).numpy(), ref)
+    with pytest.raises(ValueError):
+        sliding_max(x, n + 1)
+
+
+@pytest.mark.parametrize("k", [1, 2, 7, 30, 31, 64, 70])
+def test_masked_lower_median_matches_numpy(k):
+    rng = np.random.default_rng(k)
+    values = rng.standard_normal((4, k, 5))
+    count = rng.integers(1, k + 1, size=(4, 1))
+    count[0, 0] = k
+    got = masked_lower_median(torch.from_numpy(values), torch.from_numpy(count), dim=1).numpy()
+    for i in range(4):
+        c = count[i, 0]
+        ref = np.sort(values[i, :c], axis=0)[(c - 1) // 2]
+        np.testing.assert_array_equal(got[i], ref)

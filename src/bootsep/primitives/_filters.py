@@ -6,6 +6,7 @@ project convention (magnitudes ``(batch, time, freq)``, masks ``(batch, n_src, t
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -66,13 +67,112 @@ def _from_rows(rows: torch.Tensor, moved_shape: tuple, dim: int) -> torch.Tensor
     return rows.reshape(moved_shape).movedim(-1, dim)
 
 
+@functools.lru_cache(maxsize=64)
+def _odd_even_merge_network(n: int) -> tuple[tuple[int, int], ...]:
+    """Batcher's odd-even merge sorting network for ``n`` (a power of two) wires.
+
+    Compare-exchange pairs ``(i, j)``, ``i < j``: after each, wire ``i`` holds the minimum.
+    """
+    pairs = []
+    p = 1
+    while p < n:
+        k = p
+        while k >= 1:
+            for j in range(k % p, n - k, 2 * k):
+                for i in range(min(k, n - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    return tuple(pairs)
+
+
+@functools.lru_cache(maxsize=64)
+def _selection_network(size: int) -> tuple[int, tuple[tuple[int, int, bool, bool], ...]]:
+    """Steps of a sorting network pruned to the lower median of ``size`` inputs.
+
+    Returns ``(rank, steps)``; each step ``(i, j, keep_min, keep_max)`` says which of its two
+    outputs is read later. Missing inputs (``size`` < wires) are ``+inf``.
+    """
+    n = 1 << (size - 1).bit_length()
+    rank = (size - 1) // 2
+    needed = {rank}
+    steps = []
+    for i, j in reversed(_odd_even_merge_network(n)):
+        if i in needed or j in needed:
+            steps.append((i, j, i in needed, j in needed))
+            needed.update((i, j))
+    return rank, tuple(reversed(steps))
+
+
+def _network_lower_median(wires: list) -> torch.Tensor:
+    """Element-wise lower median of a list of equally shaped tensors (a selection network)."""
+    size = len(wires)
+    rank, steps = _selection_network(size)
+    wires = list(wires) + [None] * ((1 << (size - 1).bit_length()) - size)  # None = +inf
+    for i, j, keep_min, keep_max in steps:
+        a, b = wires[i], wires[j]
+        if b is None:  # min(a, inf) = a, max = inf
+            continue
+        if a is None:
+            wires[i], wires[j] = b, None
+            continue
+        wires[i] = torch.minimum(a, b) if keep_min else False  # False: never read again
+        wires[j] = torch.maximum(a, b) if keep_max else False
+    return wires[rank]
+
+
+def _network_median(padded: torch.Tensor, size: int) -> torch.Tensor:
+    """Lower median of every ``size`` window of the last dim via a selection network."""
+    n_out = padded.shape[-1] - size + 1
+    if size == 1:
+        return padded.clone()
+    return _network_lower_median([padded[..., j:j + n_out] for j in range(size)])
+
+
+def masked_lower_median(values: torch.Tensor, count: torch.Tensor, dim: int) -> torch.Tensor:
+    """Lower median over ``dim`` of the first ``count`` entries along ``dim``.
+
+    Args:
+        values: ``(..., k, ...)``; along ``dim`` the valid entries come first.
+        count: number of valid entries, shaped like ``values`` without ``dim`` (broadcastable
+            after ``unsqueeze(dim)``); rows with ``count == 0`` give an undefined value.
+    Returns:
+        ``values`` reduced over ``dim``. The invalid tail is filled with ``-inf``/``+inf`` in
+        the proportion that puts the lower median of the valid entries at the lower-median
+        rank of all ``k``, then a selection network (``k <= 64``) or ``torch.median`` is used.
+    """
+    k = values.shape[dim]
+    if k == 1:
+        return values.select(dim, 0).clone()
+    slot = torch.arange(k, device=values.device).view([-1] + [1] * (values.dim() - 1 - (dim % values.dim())))
+    c = count.unsqueeze(dim)
+    n_low = (k - 1) // 2 - torch.div(c - 1, 2, rounding_mode="floor")
+    low = (slot >= c) & (slot < c + n_low)
+    high = slot >= c + n_low
+    inf = torch.tensor(float("inf"), dtype=values.dtype, device=values.device)
+    filled = torch.where(low, -inf, torch.where(high, inf, values))
+    if k <= NETWORK_MAX_SIZE:
+        return _network_lower_median(list(filled.unbind(dim)))
+    return filled.median(dim=dim).values
+
+
+#: window sizes up to this use the selection network, longer ones torch.median on windows
+NETWORK_MAX_SIZE = 64
+#: output elements per network chunk on a CPU (about 256 KB per wire: stays in cache); on
+#: accelerators the chunks are 64x larger so each element-wise kernel has enough work
+NETWORK_CHUNK = 1 << 16
+
+
 def median_filter_1d(x: torch.Tensor, size: int, dim: int = -1, mode: str = "reflect",
                      chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
     """Running median of ``size`` samples along ``dim`` (same shape as ``x``).
 
     Matches ``scipy.ndimage.median_filter`` with a 1-D footprint for odd ``size``; for even
-    ``size`` torch's lower median is used. Processed in row chunks of at most
-    ``chunk_elements`` window samples so memory stays bounded.
+    ``size`` the lower median is used. Windows of up to ``NETWORK_MAX_SIZE`` samples use a
+    pruned Batcher sorting network (element-wise min/max on shifted views, exact, ~10x faster
+    than ``torch.median`` on unfolded windows on a CPU); longer windows use ``torch.median``
+    in row chunks of at most ``chunk_elements`` window samples.
     """
     size = int(size)
     if size < 1:
@@ -84,11 +184,41 @@ def median_filter_1d(x: torch.Tensor, size: int, dim: int = -1, mode: str = "ref
     before, after = _window_split(size)
     idx = pad_indices(n, before, after, mode, device=x.device)
     out = torch.empty_like(rows)
-    step = max(1, chunk_elements // max(1, n * size))
-    for start in range(0, rows.shape[0], step):
-        padded = rows[start:start + step].index_select(-1, idx)
-        out[start:start + step] = padded.unfold(-1, size, 1).median(dim=-1).values
+    if size <= NETWORK_MAX_SIZE:
+        chunk = NETWORK_CHUNK if x.device.type == "cpu" else NETWORK_CHUNK << 6
+        step = max(1, chunk // n)
+        for start in range(0, rows.shape[0], step):
+            out[start:start + step] = _network_median(
+                rows[start:start + step].index_select(-1, idx), size)
+    else:
+        step = max(1, chunk_elements // max(1, n * size))
+        for start in range(0, rows.shape[0], step):
+            padded = rows[start:start + step].index_select(-1, idx)
+            out[start:start + step] = padded.unfold(-1, size, 1).median(dim=-1).values
     return _from_rows(out, moved_shape, dim)
+
+
+def sliding_max(rows: torch.Tensor, size: int) -> torch.Tensor:
+    """Maximum of every ``size``-long window of the last dim: ``(..., n)`` -> ``(..., n - size + 1)``.
+
+    van Herk / Gil-Werman: block-wise prefix and suffix maxima (``cummax``), so the cost does
+    not grow with ``size``.
+    """
+    n = rows.shape[-1]
+    if size == 1:
+        return rows.clone()
+    if size > n:
+        raise ValueError(f"window {size} longer than the axis ({n})")
+    n_blocks = -(-n // size)
+    pad = n_blocks * size - n
+    if pad:
+        fill = torch.full((*rows.shape[:-1], pad), float("-inf"), dtype=rows.dtype,
+                          device=rows.device)
+        rows = torch.cat([rows, fill], dim=-1)
+    blocks = rows.reshape(*rows.shape[:-1], n_blocks, size)
+    prefix = blocks.cummax(dim=-1).values.flatten(-2)
+    suffix = blocks.flip(-1).cummax(dim=-1).values.flip(-1).flatten(-2)
+    return torch.maximum(suffix[..., :n - size + 1], prefix[..., size - 1:n])
 
 
 def max_filter_1d(x: torch.Tensor, size: int, dim: int = -1, mode: str = "wrap") -> torch.Tensor:
@@ -99,8 +229,7 @@ def max_filter_1d(x: torch.Tensor, size: int, dim: int = -1, mode: str = "wrap")
     rows, moved_shape = _to_rows(x, dim)
     before, after = _window_split(size)
     padded = rows.index_select(-1, pad_indices(rows.shape[-1], before, after, mode, x.device))
-    out = torch.nn.functional.max_pool1d(padded.unsqueeze(1), size, stride=1).squeeze(1)
-    return _from_rows(out, moved_shape, dim)
+    return _from_rows(sliding_max(padded, size), moved_shape, dim)
 
 
 def mean_filter_1d(x: torch.Tensor, size: int, dim: int = -1, mode: str = "wrap") -> torch.Tensor:

@@ -17,7 +17,9 @@ from ._filters import (
     check_mask_type,
     high_pass_bins,
     magnitude,
+    masked_lower_median,
     ratio_mask,
+    sliding_max,
 )
 
 SIMILARITIES = ("cosine",)
@@ -100,8 +102,8 @@ class RepetSim(Separator):
         d = self.min_distance_frames
         rows = sim.shape[1]
         if d > 1:
-            pooled = torch.nn.functional.max_pool1d(sim.reshape(b * rows, 1, t), 2 * d - 1,
-                                                    stride=1, padding=d - 1).reshape(sim.shape)
+            fill = torch.full((b, rows, d - 1), float("-inf"), dtype=sim.dtype, device=sim.device)
+            pooled = sliding_max(torch.cat([fill, sim, fill], dim=-1), 2 * d - 1)
             peak = sim >= pooled
         else:
             peak = torch.ones_like(sim, dtype=torch.bool)
@@ -110,7 +112,7 @@ class RepetSim(Separator):
         keep = peak & (lag >= d)[None] & (sim > self.similarity_threshold)
         neg = torch.tensor(float("-inf"), dtype=sim.dtype, device=sim.device)
         scores = torch.where(keep, sim, neg)
-        k = min(self.k, t)
+        k = min(self.k, t, -(-t // d) + 1)  # peaks are >= d apart: at most ceil(t / d) + 1
         val, idx = scores.topk(k, dim=-1)
         valid = val > float("-inf")
         used = int(valid.sum(dim=-1).max().item()) if valid.numel() else 0
@@ -128,11 +130,10 @@ class RepetSim(Separator):
             r, kk = idx.shape[1], idx.shape[2]
             flat = idx.reshape(b, r * kk, 1).expand(b, r * kk, f)
             frames = mag.gather(1, flat).reshape(b, r, kk, f)
-            frames = torch.where(valid[..., None], frames,
-                                 torch.full_like(frames, float("nan")))
-            med = frames.nanmedian(dim=2).values
+            count = valid.sum(dim=-1, keepdim=True)  # (b, r, 1): valid entries come first
+            med = masked_lower_median(frames, count, dim=2)
             own = mag[:, start:stop]
-            med = torch.where(valid.any(dim=-1, keepdim=True), med, own)
+            med = torch.where(count > 0, med, own)
             model[:, start:stop] = torch.minimum(med, own)
         return model
 
