@@ -1,0 +1,120 @@
+"""The report card: mean +/- std and median of every metric, overall and per source."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from .aggregate import METRICS
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+OVERALL = "OVERALL"
+ID_COLUMNS = ("item", "source")
+
+
+def metric_columns(df: pd.DataFrame) -> list[str]:
+    """Metric columns of ``df``: those of :data:`METRICS` present (in that order), then any
+    other numeric column except ``item``/``source`` (in ``df`` order)."""
+    from pandas.api.types import is_numeric_dtype
+
+    known = [m for m in METRICS if m in df.columns]
+    extra = [c for c in df.columns
+             if c not in known and c not in ID_COLUMNS and is_numeric_dtype(df[c])]
+    return known + extra
+
+
+def sources_of(df: pd.DataFrame) -> list[str]:
+    """Source labels of ``df``, sorted alphabetically."""
+    return sorted(str(s) for s in df["source"].unique())
+
+
+def group_stat(df: pd.DataFrame, stat: str) -> pd.DataFrame:
+    """One statistic of every metric, overall and per source.
+
+    Args:
+        df: one row per (item, source), as from :func:`~bootsep.report.aggregate.load_results`.
+        stat: ``'mean'``, ``'std'`` (sample std, ddof=1), ``'median'`` or ``'count'`` (rows in
+            the group, NaNs included). NaNs are skipped by mean/std/median.
+
+    Returns:
+        DataFrame indexed by metric name, columns ``OVERALL`` then each source in upper case.
+    """
+    import pandas as pd
+
+    metrics = metric_columns(df)
+    groups = [(OVERALL, df)] + [(s.upper(), df[df["source"].astype(str) == s])
+                                for s in sources_of(df)]
+    out = {}
+    for name, sub in groups:
+        if stat == "count":
+            out[name] = pd.Series(len(sub), index=metrics, dtype="float64")
+            continue
+        values = sub[metrics].astype("float64")
+        if stat == "mean":
+            out[name] = values.mean(skipna=True)
+        elif stat == "std":
+            out[name] = values.std(ddof=1, skipna=True)
+        elif stat == "median":
+            out[name] = values.median(skipna=True)
+        else:
+            raise ValueError(f"unknown stat {stat!r}; use mean, std, median or count")
+    return pd.DataFrame(out, index=metrics)
+
+
+def fmt(x: float) -> str:
+    """Round to 2 decimals (not truncate); NaN -> 'nan'; no negative zero."""
+    x = math.nan if x is None else float(x)
+    if math.isnan(x):
+        return "nan"
+    s = f"{x:.2f}"
+    return "0.00" if s == "-0.00" else s
+
+
+def report_card(df: pd.DataFrame, notes: str | None = None, title: str | None = None) -> str:
+    """Render the two-table report card as plain text.
+
+    Tables "MEAN +/- STD OF METRICS" and "MEDIAN OF METRICS"; rows ``#`` (number of
+    (item, source) rows) then each metric present (order of
+    :data:`~bootsep.report.aggregate.METRICS`, then any extra metric); columns ``OVERALL`` plus
+    one per source in upper case. Values are rounded to 2 decimals; std is the sample std
+    (ddof=1); NaNs (silent references) are skipped and counted in a line under the tables.
+
+    Args:
+        df: one row per (item, source) (see :func:`~bootsep.report.aggregate.load_results`).
+        notes: optional free text appended as a NOTES block.
+        title: optional first line (e.g. the run folder).
+
+    Returns:
+        The card, ending with a newline.
+    """
+    from tabulate import tabulate
+
+    metrics = metric_columns(df)
+    mean, std, median = (group_stat(df, s) for s in ("mean", "std", "median"))
+    columns = list(mean.columns)
+    n_rows = ["#"] + [str(len(df))] + [
+        str(int((df["source"].astype(str) == s).sum())) for s in sources_of(df)]
+
+    mean_rows = [n_rows] + [
+        [m] + [f"{fmt(mean.at[m, c])} +/- {fmt(std.at[m, c])}" for c in columns]
+        for m in metrics]
+    median_rows = [n_rows] + [[m] + [fmt(median.at[m, c]) for c in columns] for m in metrics]
+    headers = ["METRIC", *columns]
+
+    parts = []
+    if title:
+        parts += [str(title), ""]
+    for heading, rows in (("MEAN +/- STD OF METRICS", mean_rows),
+                          ("MEDIAN OF METRICS", median_rows)):
+        parts += [heading, tabulate(rows, headers=headers, tablefmt="grid", disable_numparse=True,
+                                    colalign=("left",) + ("right",) * len(columns)), ""]
+    nan_counts = {m: int(df[m].isna().sum()) for m in metrics}
+    nan_counts = {m: n for m, n in nan_counts.items() if n}
+    if nan_counts:
+        parts += ["NaN values skipped (e.g. silent references): "
+                  + ", ".join(f"{m} {n}" for m, n in nan_counts.items()), ""]
+    if notes:
+        parts += ["NOTES", str(notes).rstrip(), ""]
+    return "\n".join(parts).rstrip() + "\n"

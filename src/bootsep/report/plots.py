@@ -1,0 +1,162 @@
+"""PNG plots for the report: metric distributions per source, and a generic scatter.
+
+Figures are drawn on the Agg canvas directly (no pyplot, no display, no global backend
+switch) and written atomically.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..utils.io import atomic_path
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+DEFAULT_PLOT_METRICS = ("SI-SDR", "SI-SDRi")
+
+
+def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
+    path = Path(path)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    return path
+
+
+def plot_metrics(df: pd.DataFrame, path: str | os.PathLike,
+                 metrics: Sequence[str] = DEFAULT_PLOT_METRICS) -> Path:
+    """Box + strip plot of each metric per source, the mean marked and printed.
+
+    Args:
+        df: one row per (item, source) with a ``source`` column and one column per metric (dB).
+        path: output PNG path (written atomically; parent folders are created).
+        metrics: metrics to plot, one panel each (default SI-SDR and SI-SDRi); those missing
+            from ``df`` are skipped. NaN and infinite values are left out of the plot.
+
+    Returns:
+        ``Path(path)``.
+    """
+    import numpy as np
+
+    from .card import sources_of
+
+    present = [m for m in metrics if m in df.columns]
+    sources = sources_of(df) if "source" in df.columns and len(df) else []
+    panel_width = max(3.5, 1.2 + 1.2 * len(sources))  # inches
+    fig = _figure(panel_width * max(1, len(present)), 4.2)
+    if not present or not sources:
+        ax = fig.add_subplot(1, 1, 1)
+        ax.text(0.5, 0.5, f"no {' / '.join(metrics)} values to plot", ha="center",
+                va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return _save(fig, path)
+
+    rng = np.random.default_rng(0)  # deterministic jitter
+    axes = fig.subplots(1, len(present), squeeze=False)[0]
+    for ax, metric in zip(axes, present):
+        data, positions, counts = [], [], []
+        for i, source in enumerate(sources):
+            v = df.loc[df["source"].astype(str) == source, metric].to_numpy(dtype=np.float64)
+            v = v[np.isfinite(v)]
+            counts.append(v.size)
+            if v.size:
+                data.append(v)
+                positions.append(i)
+            else:
+                ax.text(i, 0.0, "no data", ha="center", va="center", fontsize=8)
+        if data:
+            ax.boxplot(data, positions=positions, widths=0.5, showfliers=False,
+                       medianprops={"color": "tab:orange", "linewidth": 1.5})
+            for pos, v in zip(positions, data):
+                x = pos + rng.uniform(-0.15, 0.15, size=v.size)
+                ax.scatter(x, v, s=12, alpha=0.55, color="tab:blue", linewidths=0, zorder=3)
+                mean = float(np.mean(v))
+                ax.scatter([pos], [mean], marker="D", s=45, color="tab:red", zorder=4,
+                           label="mean" if pos == positions[0] else None)
+                ax.text(pos + 0.29, mean, f"{mean:.2f}", va="center", ha="left", fontsize=8,
+                        color="tab:red", zorder=5,
+                        bbox={"boxstyle": "round,pad=0.15", "facecolor": "white",
+                              "edgecolor": "none", "alpha": 0.85})
+            ax.legend(loc="best", fontsize=8)
+        ax.axhline(0.0, color="0.6", linewidth=0.8, linestyle="--", zorder=1)
+        ax.set_xticks(range(len(sources)),
+                      [f"{s.upper()}\n(n={n})" for s, n in zip(sources, counts)])
+        ax.set_xlim(-0.6, len(sources) - 0.4)
+        ax.set_ylabel(f"{metric} (dB)")
+        ax.set_title(f"{metric} per source")
+        ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, int]:
+    """Spearman's rank correlation over the pairs where both values are finite.
+
+    Returns:
+        ``(rho, p_value, n)``; rho and p are NaN when fewer than 3 pairs remain or one side
+        is constant.
+    """
+    import numpy as np
+    from scipy import stats
+
+    x = np.asarray(x, dtype=np.float64).ravel()
+    y = np.asarray(y, dtype=np.float64).ravel()
+    if x.shape != y.shape:
+        raise ValueError(f"x and y differ in length: {x.size} vs {y.size}")
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    n = int(x.size)
+    if n < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return math.nan, math.nan, n
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = stats.spearmanr(x, y)
+    return float(res.statistic), float(res.pvalue), n
+
+
+def plot_scatter(x: Sequence[float], y: Sequence[float], path: str | os.PathLike,
+                 xlabel: str = "x", ylabel: str = "y", title: str | None = None) -> Path:
+    """Scatter of ``y`` against ``x`` annotated with Spearman's rho, its p-value and n.
+
+    Used e.g. for confidence vs SI-SDR. Pairs with a NaN/inf on either side are dropped.
+
+    Args:
+        x, y: equal-length sequences of numbers.
+        path: output PNG path (written atomically).
+        xlabel, ylabel, title: axis labels and optional title.
+
+    Returns:
+        ``Path(path)``.
+    """
+    import numpy as np
+
+    rho, p, n = spearman(x, y)
+    xa = np.asarray(x, dtype=np.float64).ravel()
+    ya = np.asarray(y, dtype=np.float64).ravel()
+    keep = np.isfinite(xa) & np.isfinite(ya)
+    fig = _figure(5.0, 4.0)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.scatter(xa[keep], ya[keep], s=16, alpha=0.7, color="tab:blue", linewidths=0)
+    text = (f"Spearman rho = {rho:.3f} (p = {p:.2g}, n = {n})" if not math.isnan(rho)
+            else f"Spearman rho = n/a (n = {n})")
+    ax.text(0.02, 0.98, text, transform=ax.transAxes, ha="left", va="top", fontsize=9,
+            bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.8, "edgecolor": "0.7"})
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
