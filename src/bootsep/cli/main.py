@@ -119,7 +119,7 @@ def setup_logging(run: Path | None, verbose: bool = False) -> Path | None:
         fh = logging.FileHandler(logfile)
         fh.setFormatter(fmt)
         root.addHandler(fh)
-    for noisy in ("matplotlib", "numba", "PIL", "h5py"):
+    for noisy in ("matplotlib", "numba", "PIL", "h5py", "ignite"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return logfile
 

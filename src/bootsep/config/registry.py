@@ -61,7 +61,11 @@ def register_all() -> None:
     """Register every external configurable once; also gin's torch optimizers/schedulers."""
     if _CONFIGURED:
         return
-    from gin.torch import external_configurables  # noqa: F401  (torch.optim.*, lr_scheduler.*)
+    import warnings
+
+    with warnings.catch_warnings():  # gin registers deprecated torch losses (NLLLoss2d)
+        warnings.simplefilter("ignore", FutureWarning)
+        from gin.torch import external_configurables  # noqa: F401  (torch.optim.*, lr_scheduler.*)
 
     from . import experiment, paths, sweep  # noqa: F401  (their @gin.configurable functions)
 
