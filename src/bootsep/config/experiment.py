@@ -275,7 +275,8 @@ def evaluate(separator=gin.REQUIRED, dataset=None, output_folder: str | None = N
     order, compute_perm = _align(separator.source_labels, ref_labels, compute_permutation)
     results = run / "results"
     results.mkdir(parents=True, exist_ok=True)
-    names = [safe_name(n) for n in ds.item_names()] if hasattr(ds, "item_names") else None
+    raw_names = ds.item_names() if hasattr(ds, "item_names") else None
+    names = [safe_name(n) for n in raw_names] if raw_names is not None else None
     todo = list(range(len(ds)))
     if names is not None:
         todo = [i for i in todo if not (results / f"{names[i]}.json").is_file()]
@@ -305,8 +306,8 @@ def evaluate(separator=gin.REQUIRED, dataset=None, output_folder: str | None = N
                     "duration": mix.shape[-1] / separator.sample_rate, "channels": int(mix.shape[0]),
                     "separator": type(separator).__name__,
                     "checkpoint": info["checkpoint"]}
-            meta.update({k: v for k, v in item.get("paths", {}).items()} if isinstance(
-                item.get("paths"), dict) else {})
+            if isinstance(item.get("paths"), dict):
+                meta.update(item["paths"])
             futures.append(pool.submit(_finish_item, run, name, ref_labels, est.numpy(),
                                        refs.numpy(), mix.numpy(), compute_perm, meta, save_audio,
                                        separator.sample_rate))

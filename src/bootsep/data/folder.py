@@ -238,6 +238,21 @@ class StemFolderDataset(Dataset):
         out = {p for f in self._files for paths in f.values() for p in paths}
         return sorted(out)
 
+    def item_names(self) -> list[str] | None:
+        """Item names without loading audio (full-song mode); None for random excerpts."""
+        if self.excerpt_seconds is not None:
+            return None
+        return self._songs[: len(self)]
+
+    def item_paths(self, index: int) -> dict:
+        """``{'mixture_path': str, 'reference_paths': {source: str}}`` of a full-song item
+        (the first file when a stem is derived from parts)."""
+        files = self._files[index]
+        out = {"reference_paths": {s: str(files[s][0]) for s in self.sources if s in files}}
+        if self.mix_name in files:
+            out["mixture_path"] = str(files[self.mix_name][0])
+        return out
+
     def __len__(self) -> int:
         if self.excerpt_seconds is None:
             n = len(self._songs)
@@ -316,7 +331,9 @@ class StemFolderDataset(Dataset):
             _, plan, mix, sources = best
         names = [self._songs[p.song] for p in plan.picks]
         name = names[0] if len(set(names)) == 1 else "+".join(names)
+        extra = {"paths": self.item_paths(index)} if self.excerpt_seconds is None else {}
         return {
+            **extra,
             "mix": torch.from_numpy(np.ascontiguousarray(mix)),
             "sources": torch.from_numpy(np.ascontiguousarray(sources)),
             "name": name,

@@ -4,6 +4,7 @@ Each handler is a plain object with ``attach(trainer)`` and, when it carries sta
 run needs, ``state_dict()`` / ``load_state_dict()`` (saved in every checkpoint).
 
 Hooks a handler may implement (called by :class:`~bootsep.engine.trainer.Trainer`):
+    before_step(trainer, batch) -> batch   may transform the training batch (e.g. a curriculum)
     after_backward(trainer)          between ``backward()`` and ``optimizer.step()``
     after_iteration(trainer, losses) with the float losses of the step
     after_validation(trainer, val)   with the epoch's validation losses (dict of floats)

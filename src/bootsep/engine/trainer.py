@@ -211,6 +211,9 @@ class Trainer:
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         self.iteration_scalars = {}
+        for h in self.handlers:
+            if hasattr(h, "before_step"):
+                batch = h.before_step(self, batch)
         output, targets = self.forward(batch)
         losses = self.loss_fn(output, targets)
         loss = losses["loss"]
