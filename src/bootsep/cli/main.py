@@ -103,10 +103,14 @@ def parse_configs(configs, bindings) -> None:
             raise _gin_error(e, f"--bind {b!r}") from None
 
 
-def setup_logging(run: Path | None, verbose: bool = False) -> Path | None:
+def setup_logging(run: Path | None, verbose: bool = False, quiet: bool = False) -> Path | None:
+    """Log to stdout and, with a run folder, to ``<run>/logs/<timestamp>.log``.
+
+    ``quiet`` (non-zero DDP ranks) keeps only warnings.
+    """
     fmt = logging.Formatter("%(asctime)s [%(filename)s:%(lineno)d] %(message)s")
     root = logging.getLogger()
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    root.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
     for h in list(root.handlers):
         root.removeHandler(h)
     sh = logging.StreamHandler(sys.stdout)
@@ -175,7 +179,7 @@ def run_command(args) -> int:
     from ..engine.distributed import context
 
     is_main = context().is_main
-    setup_logging(run if is_main else None, args.verbose)
+    setup_logging(run if is_main else None, args.verbose, quiet=not is_main)
     if run is not None and is_main and not (run / "config.gin").is_file():
         from ..utils.io import atomic_write_text
 

@@ -169,7 +169,7 @@ def train(model=gin.REQUIRED, loss_dictionary=gin.REQUIRED, optimizer=gin.REQUIR
         pin_memory=dev.type == "cuda", worker_init_fn=seed_worker,
         generator=torch.Generator().manual_seed(seed), persistent_workers=workers > 0)
     val_loader = None
-    if val_dataset is not None and ctx.is_main:
+    if val_dataset is not None:
         val_loader = torch.utils.data.DataLoader(val_dataset, batch_size=val_batch_size,
                                                  shuffle=False, num_workers=min(workers, 1))
     handler_objs = [registry.build_handler(h) for h in handlers]
@@ -179,7 +179,7 @@ def train(model=gin.REQUIRED, loss_dictionary=gin.REQUIRED, optimizer=gin.REQUIR
                       epoch_length=epoch_length, target_type=target_type, device=dev, amp=amp,
                       gin_config=gin.operative_config_str(), save_by_epoch=save_by_epoch,
                       is_main=ctx.is_main, progress=progress, unwrapped_model=net,
-                      tensorboard=ctx.is_main)
+                      tensorboard=ctx.is_main, dist_ctx=ctx)
     latest = checkpoint_path(run, "latest")
     if resume and latest.is_file():
         ckpt = load_checkpoint(latest, map_location=dev)

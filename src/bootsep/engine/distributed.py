@@ -1,10 +1,13 @@
-"""Distributed data parallel (DDP) plumbing for ``torchrun``.
+"""Distributed data parallel (DDP) plumbing for ``torchrun``, through ignite's ``idist``.
 
-``torchrun --nproc_per_node=N main.py train -c ...`` sets ``WORLD_SIZE``/``RANK``/``LOCAL_RANK``;
-:func:`context` then initialises the process group (NCCL on GPUs, gloo on CPU). Each rank gets
-``batch_size / world_size`` items per step (the configured batch size is the global batch), the
-sampler shards the epoch order, gradients are averaged by DDP, and only rank 0 writes
-checkpoints, logs and TensorBoard. A single process needs none of this and skips it.
+``torchrun --nproc_per_node=N main.py train -c ...`` (or multi-node with ``--nnodes`` and a
+rendezvous) sets ``WORLD_SIZE``/``RANK``/``LOCAL_RANK``; :func:`context` then initialises the
+process group with ``ignite.distributed`` (NCCL on GPUs, gloo on CPU) and ``idist.auto_model``
+wraps the model in DistributedDataParallel. ``train.batch_size`` is the global batch: each rank
+takes ``batch_size / world_size`` items of a shared, resumable index stream; gradients are
+averaged by DDP; rank 0 alone validates, writes checkpoints, logs and TensorBoard, and broadcasts
+the validation results so that every rank steps its scheduler and stopping rules identically.
+A single process needs none of this and skips it.
 """
 
 from __future__ import annotations
@@ -42,28 +45,28 @@ def context() -> DistContext:
     if world <= 1:
         _CTX = DistContext()
         return _CTX
-    import torch.distributed as dist
+    import ignite.distributed as idist
 
-    rank = int(os.environ["RANK"])
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if torch.cuda.is_available():
         torch.cuda.set_device(local)
-        device, backend = torch.device("cuda", local), "nccl"
+        backend = "nccl"
     else:
-        device, backend = torch.device("cpu"), "gloo"
-    if not dist.is_initialized():
-        dist.init_process_group(backend=backend)
-    _CTX = DistContext(True, rank, world, local, device)
+        backend = "gloo"
+    if idist.get_world_size() <= 1:
+        idist.initialize(backend)
+    device = torch.device("cuda", local) if backend == "nccl" else torch.device("cpu")
+    _CTX = DistContext(True, idist.get_rank(), idist.get_world_size(), local, device)
     return _CTX
 
 
 def wrap_model(model: torch.nn.Module, ctx: DistContext) -> torch.nn.Module:
+    """DDP-wrap ``model`` when distributed (``idist.auto_model``), else return it."""
     if not ctx.distributed:
         return model
-    from torch.nn.parallel import DistributedDataParallel as DDP
+    import ignite.distributed as idist
 
-    ids = [ctx.local_rank] if ctx.device.type == "cuda" else None
-    return DDP(model, device_ids=ids)
+    return idist.auto_model(model)
 
 
 def per_rank_batch_size(batch_size: int, ctx: DistContext) -> int:
@@ -75,16 +78,29 @@ def per_rank_batch_size(batch_size: int, ctx: DistContext) -> int:
 
 def barrier(ctx: DistContext) -> None:
     if ctx.distributed:
-        import torch.distributed as dist
+        import ignite.distributed as idist
 
-        dist.barrier()
+        idist.barrier()
 
 
-def all_reduce_mean(value: float, ctx: DistContext) -> float:
+def broadcast_object(obj, ctx: DistContext, src: int = 0):
+    """Rank ``src``'s ``obj`` on every rank (any picklable object)."""
     if not ctx.distributed:
-        return value
+        return obj
     import torch.distributed as dist
 
-    t = torch.tensor([value], dtype=torch.float64, device=ctx.device)
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def all_reduce_mean(values: dict, ctx: DistContext) -> dict:
+    """Average a dict of floats over all ranks (identity when not distributed)."""
+    if not ctx.distributed or not values:
+        return values
+    import torch.distributed as dist
+
+    keys = sorted(values)
+    t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=ctx.device)
     dist.all_reduce(t)
-    return float(t.item()) / ctx.world_size
+    return {k: float(v) / ctx.world_size for k, v in zip(keys, t.tolist())}

@@ -119,7 +119,8 @@ class Trainer:
         gin_config: operative config text stored in checkpoints.
         save_by_epoch: also keep ``checkpoints/epoch<N>.pth`` every N epochs (None = off).
         tensorboard: write TensorBoard summaries under ``<run>/logs/tensorboard``.
-        is_main: only the main process (rank 0) writes files.
+        is_main: only the main process (rank 0) validates and writes files.
+        dist_ctx: the :class:`~bootsep.engine.distributed.DistContext` when running under DDP.
         progress: show a tqdm progress bar.
     """
 
@@ -129,7 +130,7 @@ class Trainer:
                  target_type: str = "psa", device="cpu", amp: str | None = None,
                  gin_config: str = "", save_by_epoch: int | None = None, tensorboard: bool = True,
                  is_main: bool = True, progress: bool = True, log_every: int = 10,
-                 num_summary_examples: int = 1, unwrapped_model=None):
+                 num_summary_examples: int = 1, unwrapped_model=None, dist_ctx=None):
         self.model = model
         self.raw_model = unwrapped_model or model
         self.loss_fn = loss_fn
@@ -152,6 +153,7 @@ class Trainer:
         self.progress = progress
         self.log_every = max(1, int(log_every))
         self.num_summary_examples = num_summary_examples
+        self.dist_ctx = dist_ctx if dist_ctx is not None and dist_ctx.distributed else None
         self.handlers: list = []
         for h in handlers:
             h.attach(self)
@@ -247,7 +249,8 @@ class Trainer:
         """Mean validation losses (and permutation-invariant SI-SDR when the model has masks)."""
         if self.val_loader is None:
             return {}
-        self.model.eval()
+        model, self.model = self.model, self.raw_model  # no DDP collectives on rank 0 alone
+        model.eval()
         sums: dict[str, float] = {}
         count = 0
         first = None
@@ -265,6 +268,7 @@ class Trainer:
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + v
             count += 1
+        self.model = model
         self.model.train()
         val = {k: v / max(count, 1) for k, v in sums.items()}
         if self.writer is not None and first is not None:
@@ -304,7 +308,15 @@ class Trainer:
         t0 = time.time()
         train = {k: float(np.mean(v)) for k, v in self._epoch_losses.items()}
         self._epoch_losses = {}
-        val = self.validate()
+        if self.dist_ctx is not None:
+            from .distributed import all_reduce_mean
+
+            train = all_reduce_mean(train, self.dist_ctx)
+        val = self.validate() if self.is_main else {}
+        if self.dist_ctx is not None:
+            from .distributed import broadcast_object
+
+            val = broadcast_object(val, self.dist_ctx)
         for h in self.handlers:
             if hasattr(h, "after_validation"):
                 h.after_validation(self, val)
@@ -378,6 +390,7 @@ class Trainer:
             "loss_weights": dict(self.loss_fn.weights),
             "handlers": {h.name: h.state_dict() for h in self.handlers},
             "gin_config": self.gin_config,
+            "world_size": 1 if self.dist_ctx is None else self.dist_ctx.world_size,
         }
 
     def save(self, which: str) -> Path:
