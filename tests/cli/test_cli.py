@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bootsep.cli.main import COMMANDS, main
+
 from conftest import run_main
 
 

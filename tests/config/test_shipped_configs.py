@@ -9,6 +9,7 @@ import gin
 import pytest
 
 from bootsep.cli.main import parse_configs
+
 from conftest import ROOT, run_main
 
 SHIPPED = sorted(p for d in ("musdb", "wham") if (ROOT / d).is_dir()

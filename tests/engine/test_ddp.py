@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from bootsep.engine.checkpoint import checkpoint_path, load_checkpoint
+
 from conftest import ROOT, tiny_config
 
 

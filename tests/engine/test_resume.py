@@ -14,6 +14,7 @@ import torch
 from bootsep.cli.main import parse_configs
 from bootsep.config import experiment
 from bootsep.engine.checkpoint import checkpoint_path, load_checkpoint
+
 from conftest import ROOT, tiny_config
 
 
