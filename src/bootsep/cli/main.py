@@ -237,8 +237,11 @@ def _dispatch(cmd, args, experiment):
 
 
 def _print_card(result) -> None:
+    """Print the report card, then its path as the last line."""
     if isinstance(result, dict) and result.get("report_card"):
-        print(result["report_card"])
+        card = Path(result["report_card"])
+        print(card.read_text() if card.is_file() else result["report_card"], end="")
+        print(card)
 
 
 def main(argv=None) -> int:

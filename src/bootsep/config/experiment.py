@@ -326,7 +326,8 @@ def analyze(output_folder: str | None = None, notes: str | None = None,
     """Aggregate ``results/*.json`` into report_card.txt, metrics.csv, metrics.png, report.html."""
     from ..report.analyze import analyze as _analyze
 
-    return _analyze(run_dir(output_folder), notes=notes, channel_aggregator=channel_aggregator)
+    return _analyze(run_dir(output_folder), notes=notes, channel_aggregator=channel_aggregator,
+                    print_card=False)
 
 
 # ---------------------------------------------------------------------------- debug
