@@ -1,0 +1,160 @@
+"""Shared item logic of the track datasets (MUSDB streaming, WHAM!): whole tracks or excerpts.
+
+A subclass lists its tracks (names, lengths in output samples, channel counts) and knows how to
+read one span of a track; this base turns that into the project's item dicts with the same
+rules as :class:`~bootsep.data.folder.StemFolderDataset`: whole tracks in sorted order, or random
+excerpts where item ``i`` draws from ``numpy.random.default_rng([seed, i])`` (the same excerpt in
+every worker and run), optional remixing through :class:`~bootsep.data.mixing.Remixer`, and
+redraws of near-silent excerpts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from bootsep.data.mixing import MixPlan, Remixer, SourcePick, draw_excerpt
+from bootsep.utils.errors import UserError
+
+
+class TrackDataset(Dataset):
+    """Base class; subclasses call :meth:`_setup` and implement the ``_read_*`` methods.
+
+    Subclass contract:
+        ``_read_coherent(track, start, n) -> (mix (C, n), sources (n_src, C, n))`` float32, the
+        mixture and every source of one track over the same span (``start``/``n`` in output
+        samples; zero-padded past the end).
+        ``_read_source(track, k, start, n) -> (C, n)`` float32, source ``k`` only (remixing).
+        ``_track_paths(track) -> dict`` (``mixture_path``, ``reference_paths``) for full items.
+    """
+
+    sources: tuple[str, ...]
+
+    def _setup(self, *, names, lengths, channels, sources, sample_rate: int,
+               excerpt_seconds: float | None, num_items: int | None, seed: int,
+               remix: Remixer | None, silence_db: float, max_retries: int,
+               min_seconds: float | None, where: str) -> None:
+        self.sources = tuple(sources)
+        self.sample_rate = int(sample_rate)
+        self.excerpt_seconds = None if excerpt_seconds is None else float(excerpt_seconds)
+        self.num_items = None if num_items is None else int(num_items)
+        self.seed = int(seed)
+        self.remix = remix
+        self.silence_db = float(silence_db)
+        self.max_retries = int(max_retries)
+        if self.excerpt_seconds is not None and self.excerpt_seconds <= 0:
+            raise UserError(f"excerpt_seconds must be > 0, got {excerpt_seconds}")
+        if remix is not None and self.excerpt_seconds is None:
+            raise UserError("remixing needs excerpt_seconds (whole tracks cannot be remixed); "
+                            "set excerpt_seconds or remove remix")
+        if self.num_items is not None and self.num_items < 1:
+            raise UserError(f"num_items must be >= 1, got {num_items}")
+        keep = [i for i, n in enumerate(lengths)
+                if min_seconds is None or n >= float(min_seconds) * self.sample_rate]
+        if not keep:
+            raise UserError(f"no tracks left in {where} (min_seconds={min_seconds})")
+        self._keep = keep  # indices into the subclass's own track list
+        self._names = [names[i] for i in keep]
+        self._lengths = [int(lengths[i]) for i in keep]
+        self._channels = [int(channels[i]) for i in keep]
+
+    # ------------------------------------------------------------------ public info
+
+    def item_names(self) -> list[str] | None:
+        """Item names without loading audio (whole tracks); None for random excerpts."""
+        if self.excerpt_seconds is not None:
+            return None
+        return self._names[: len(self)]
+
+    def track_seconds(self) -> list[float]:
+        """Length of each track in seconds."""
+        return [n / self.sample_rate for n in self._lengths]
+
+    def __len__(self) -> int:
+        n = len(self._names)
+        if self.excerpt_seconds is None:
+            return n if self.num_items is None else min(n, self.num_items)
+        return n if self.num_items is None else self.num_items
+
+    # ------------------------------------------------------------------ items
+
+    def _render(self, plan: MixPlan, n: int):
+        if self.remix is None:
+            return self._read_coherent(plan.picks[0].song, plan.picks[0].start, n)
+        srcs = []
+        for k, pick in enumerate(plan.picks):
+            x = self._read_source(pick.song, k, pick.start, n)
+            if pick.gain_db:
+                x = x * np.float32(10 ** (pick.gain_db / 20))
+            srcs.append(x)
+        ch = max(s.shape[0] for s in srcs)
+        sources = np.stack([np.broadcast_to(s, (ch, n)) for s in srcs]).astype(np.float32)
+        return sources.sum(axis=0, dtype=np.float32), sources
+
+    def _plan(self, rng: np.random.Generator, n: int) -> MixPlan:
+        if self.remix is not None:
+            return self.remix.plan(rng, self._lengths, n, len(self.sources))
+        song, start = draw_excerpt(rng, self._lengths, n)
+        return MixPlan(True, tuple(SourcePick(song, start) for _ in self.sources))
+
+    def __getitem__(self, index: int) -> dict:
+        index = int(index)
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} items")
+        if self.excerpt_seconds is None:
+            n = self._lengths[index]
+            plan = MixPlan(True, tuple(SourcePick(index, 0) for _ in self.sources))
+            mix, sources = self._read_coherent(index, 0, n)
+        else:
+            n = int(round(self.excerpt_seconds * self.sample_rate))
+            rng = np.random.default_rng([self.seed, index])
+            best = None
+            for _ in range(self.max_retries + 1):
+                plan = self._plan(rng, n)
+                mix, sources = self._render(plan, n)
+                level = 10 * np.log10(np.mean(np.square(mix, dtype=np.float64)) + 1e-20)
+                if best is None or level > best[0]:
+                    best = (level, plan, mix, sources)
+                if level >= self.silence_db:
+                    break
+            _, plan, mix, sources = best
+        names = [self._names[p.song] for p in plan.picks]
+        name = names[0] if len(set(names)) == 1 else "+".join(names)
+        extra = {"paths": self._track_paths(index)} if self.excerpt_seconds is None else {}
+        return {
+            **extra,
+            "mix": torch.from_numpy(np.ascontiguousarray(mix, dtype=np.float32)),
+            "sources": torch.from_numpy(np.ascontiguousarray(sources, dtype=np.float32)),
+            "name": name,
+            "index": index,
+            "offset": plan.picks[0].start / self.sample_rate,
+            "offsets": torch.tensor([p.start / self.sample_rate for p in plan.picks],
+                                    dtype=torch.float32),
+            "gains_db": torch.tensor([p.gain_db for p in plan.picks], dtype=torch.float32),
+            "coherent": plan.coherent,
+        }
+
+    # ------------------------------------------------------------------ subclass hooks
+
+    def _read_coherent(self, track: int, start: int, n: int):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _read_source(self, track: int, k: int, start: int, n: int):  # pragma: no cover
+        raise NotImplementedError
+
+    def _track_paths(self, track: int) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def fit(x: np.ndarray, channels: int, n: int) -> np.ndarray:
+    """``x`` (c, m) as float32 (channels, n): one channel repeated, zero-padded or cut to n."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.shape[0] != channels:
+        x = np.repeat(x[:1], channels, axis=0)
+    out = np.zeros((channels, n), dtype=np.float32)
+    m = min(n, x.shape[1])
+    out[:, :m] = x[:, :m]
+    return out
