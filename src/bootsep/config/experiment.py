@@ -344,7 +344,7 @@ class RepeatItem(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         if self._item is None:
-            self._item = self.dataset[self.index]
+            self._item = dict(self.dataset[self.index], name=f"debug_item{self.index}")
         return self._item
 
     def item_names(self):
@@ -360,6 +360,9 @@ def debug(index: int = 0, num_epochs: int = 20, epoch_length: int = 10, output_f
     train_ds = RepeatItem(base, index, 1000)
     train(train_dataset=train_ds, val_dataset=item_ds, output_folder=str(run),
           num_epochs=num_epochs, epoch_length=epoch_length, num_workers=0)
-    sep = deep_separator(checkpoint="latest", output_folder=str(run))
-    evaluate(separator=sep, dataset=item_ds, output_folder=str(run))
+    # gin evaluates evaluate.separator's bound reference on every call, even when the caller
+    # passes a separator, so point deep_separator at the debug run through bindings
+    gin.bind_parameter("deep_separator.output_folder", str(run))
+    gin.bind_parameter("deep_separator.checkpoint", "latest")
+    evaluate(dataset=item_ds, output_folder=str(run))
     return analyze(output_folder=str(run))

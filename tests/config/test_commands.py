@@ -1,0 +1,52 @@
+"""The cache and debug commands, and init_from_checkpoint lineage."""
+
+from __future__ import annotations
+
+import json
+
+from bootsep.cli.main import main
+from bootsep.engine.checkpoint import checkpoint_path, load_checkpoint
+
+
+def test_cache_command_fills_the_audio_cache(tmp_path, write_config):
+    cache = tmp_path / "cache"
+    cfg = write_config(**{"StemFolderDataset.cache": repr(str(cache))})
+    assert main(["cache", "-c", str(cfg), "-o", str(tmp_path / "run")]) == 0
+    files = list(cache.rglob("*.npy"))
+    # train (3 songs) + valid (1) + test (2), accompaniment/vocals/mixture each
+    assert len(files) == 18
+    assert main(["cache", "-c", str(cfg), "-o", str(tmp_path / "run")]) == 0
+    assert sorted(cache.rglob("*.npy")) == sorted(files)  # nothing decoded twice
+
+
+def test_debug_overfits_one_item_in_debug_folder(tmp_path, write_config, capsys):
+    cfg = write_config(**{"debug.num_epochs": 3, "debug.epoch_length": 5})
+    run = tmp_path / "run"
+    assert main(["debug", "-c", str(cfg), "-o", str(run)]) == 0
+    hist = load_checkpoint(checkpoint_path(run / "debug", "latest"))["history"]
+    assert len(hist) == 3
+    assert hist[-1]["train"]["loss"] < hist[0]["train"]["loss"]
+    assert (run / "debug" / "report_card.txt").is_file()
+    assert [p.name for p in (run / "debug" / "results").glob("*.json")] == ["debug_item0.json"]
+    assert not (run / "checkpoints").exists()  # the run itself is untouched
+
+
+def test_init_from_checkpoint_records_lineage(tmp_path, write_config):
+    cfg = write_config(**{"train.num_epochs": 1, "train.epoch_length": 2})
+    parent = tmp_path / "parent"
+    assert main(["train", "-c", str(cfg), "-o", str(parent)]) == 0
+    src = checkpoint_path(parent, "latest")
+    child = tmp_path / "child"
+    assert main(["train", "-c", str(cfg), "-o", str(child), "-b",
+                 f"train.init_from_checkpoint = '{src}'", "-b", "train.num_epochs = 0"]) == 0
+    lineage = json.loads((child / "lineage.json").read_text())
+    assert lineage["init_from_checkpoint"] == str(src.resolve())
+    assert lineage["parent_epoch"] == 1
+
+
+def test_init_from_checkpoint_missing_file_is_a_user_error(tmp_path, write_config, capsys):
+    cfg = write_config()
+    rc = main(["train", "-c", str(cfg), "-o", str(tmp_path / "r"), "-b",
+               f"train.init_from_checkpoint = '{tmp_path / 'nope.pth'}'"])
+    assert rc == 2
+    assert "nope.pth" in capsys.readouterr().err
