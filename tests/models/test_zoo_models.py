@@ -203,7 +203,7 @@ def test_small_variant_overfits_one_demo_excerpt(name, demo_excerpt):
         loss = l1_loss(out["estimates"], targets["source_magnitudes"]).mean()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert np.isfinite(losses).all()
     first, last = losses[0], min(losses[-5:])
     assert last < first / OVERFIT_FACTOR, f"{name}: L1 {first:.4g} -> {last:.4g}"

@@ -37,6 +37,10 @@ MODELS: dict[str, str] = {
     "DeepClustering": "bootsep.models.recurrent.DeepClustering",
     "MaskInference": "bootsep.models.recurrent.MaskInference",
     "Chimera": "bootsep.models.recurrent.Chimera",
+    "DualPathChimera": "bootsep.models.dualpath.DualPathChimera",
+    "OpenUnmix": "bootsep.models.openunmix.OpenUnmix",
+    "MelMaskBLSTM": "bootsep.models.mel_baseline.MelMaskBLSTM",
+    "ConditionalCentroids": "bootsep.models.centroids.ConditionalCentroids",
 }
 
 
