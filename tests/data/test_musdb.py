@@ -183,6 +183,9 @@ def test_prepare_resumes_and_refuses_other_settings(hq, tmp_path):
         else:
             assert p.stat().st_mtime_ns == mtimes[p], p  # finished track left alone
     assert json.loads((out / "prepare_musdb.json").read_text())["splits"] == one
+    M.prepare_musdb(hq, out, **dict(kw, splits=["valid"]), setup_file="setup.yaml")
+    assert json.loads((out / "prepare_musdb.json").read_text())["splits"] == \
+        {**one, "valid": ["Beta - Two"]}
     with pytest.raises(UserError, match="other settings.*sample_rate.*16000, 44100"):
         M.prepare_musdb(hq, out, **dict(kw, sample_rate=44100))
     with pytest.raises(UserError, match="MUSDB root itself"):

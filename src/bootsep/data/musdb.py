@@ -262,7 +262,7 @@ def _resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
 
 
 class _StemInfo:
-    """Rate, length and channels of a ``.stem.mp4`` (one ffprobe call, cached)."""
+    """Rate, length (samples) and channels of a ``.stem.mp4``, from one ffprobe call."""
 
     def __init__(self, path: str):
         import stempeg
@@ -491,7 +491,9 @@ def prepare_musdb(root: str | os.PathLike, output: str | os.PathLike,
                 raise
     finally:
         bar.close()
-    manifest["splits"] = {s: sorted(t.name for sp, t in jobs if sp == s) for s in splits}
+    done = manifest.get("splits") if isinstance(manifest.get("splits"), dict) else {}
+    done.update({s: sorted(t.name for sp, t in jobs if sp == s) for s in splits})
+    manifest["splits"] = done
     atomic_write_json(manifest_path, manifest)
     log.info("prepared %d tracks (%d new) into %s", len(jobs), len(todo), out)
     return str(out)
