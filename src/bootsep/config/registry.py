@@ -18,10 +18,18 @@ EXTERNALS = [
     ("bootsep.data.mixing", "Remixer", "Remixer"),
     ("bootsep.data.cache", "AudioCache", "AudioCache"),
     ("bootsep.data.demo", "generate_demo_dataset", "generate_demo_dataset"),
+    ("bootsep.data.musdb", "prepare_musdb", "prepare_musdb"),
+    ("bootsep.data.musdb", "MUSDBDataset", "MUSDBDataset"),
+    ("bootsep.data.wham", "WHAMDataset", "WHAMDataset"),
+    ("bootsep.data.user", "MixtureFolderDataset", "MixtureFolderDataset"),
     # models
     ("bootsep.models.recurrent", "DeepClustering", "DeepClustering"),
     ("bootsep.models.recurrent", "MaskInference", "MaskInference"),
     ("bootsep.models.recurrent", "Chimera", "Chimera"),
+    ("bootsep.models.dualpath", "DualPathChimera", "DualPathChimera"),
+    ("bootsep.models.openunmix", "OpenUnmix", "OpenUnmix"),
+    ("bootsep.models.mel_baseline", "MelMaskBLSTM", "MelMaskBLSTM"),
+    ("bootsep.models.centroids", "ConditionalCentroids", "ConditionalCentroids"),
     # separators
     ("bootsep.separation.deep", "DeepMaskSeparator", "DeepMaskSeparator"),
     ("bootsep.separation.deep", "DeepClusteringSeparator", "DeepClusteringSeparator"),
@@ -44,6 +52,7 @@ EXTERNALS = [
     ("bootsep.engine.handlers", "AutoBalanceLoss", "AutoBalanceLoss"),
     ("bootsep.engine.handlers", "EarlyStopping", "EarlyStopping"),
     ("bootsep.engine.handlers", "LRScheduler", "LRScheduler"),
+    ("bootsep.engine.curriculum", "Curriculum", "Curriculum"),
 ]
 
 HANDLER_NAMES = {
@@ -52,6 +61,7 @@ HANDLER_NAMES = {
     "auto_balance": "AutoBalanceLoss",
     "early_stopping": "EarlyStopping",
     "lr_scheduler": "LRScheduler",
+    "curriculum": "Curriculum",
 }
 
 _CONFIGURED: dict = {}
