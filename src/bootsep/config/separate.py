@@ -1,0 +1,152 @@
+"""The ``separate`` command: ``python main.py separate -c CFG [--input PATH ...] [--output DIR]``.
+
+Two modes:
+
+- **file mode** (``--input`` given): separate audio files / folders of them and write one WAV
+  per source into ``--output`` (see :func:`bootsep.bootstrap.separate.separate_files`);
+- **segment mode** (no ``--input``): cut the recordings of ``separate.folders`` into
+  overlapping segments and write estimates + per-segment JSON (confidences, metrics when the
+  folders hold reference stems, metadata) into ``--output`` (or ``separate.output``, or the
+  run folder ``-o``); a rerun skips finished segments (see
+  :func:`bootsep.bootstrap.separate.separate_segments`).
+
+The separator is ``separate.separator`` when bound, else the config's ``evaluate.separator``:
+``-c runs/x/config.gin`` separates with that run's trained model (``deep_separator`` loads
+``checkpoints/best.pth``; bind ``deep_separator.checkpoint = 'latest'`` for the last one).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import gin
+
+from ..utils.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def resolve_separator(separator=None):
+    """``separator`` (an instance or a factory), else the config's ``evaluate.separator``."""
+    if separator is None:
+        try:
+            ref = gin.query_parameter("evaluate.separator")
+        except ValueError:
+            ref = None
+        if ref is None:
+            raise UserError("no separator configured: bind separate.separator = @... (e.g. "
+                            "@primitive_clustering()) or pass -c <run>/config.gin of a trained run")
+        separator = copy.deepcopy(ref)  # evaluates @factory() references
+    if callable(separator) and not hasattr(separator, "separate"):
+        separator = separator()
+    if not hasattr(separator, "separate"):
+        raise UserError(f"separate.separator is {separator!r}, not a separator")
+    return separator
+
+
+def _folders(folders) -> list[tuple[str | None, str]]:
+    if folders is None:
+        return []
+    if isinstance(folders, Mapping):
+        return [(str(k), str(v)) for k, v in folders.items()]
+    if isinstance(folders, str):
+        return [(None, folders)]
+    return [(None, str(f)) for f in folders]
+
+
+@gin.configurable
+def separate(separator=None, inputs: Sequence[str] | None = None, output: str | None = None,
+             folders=None, segment_length: float = 30.0, hop_length: float = 15.0,
+             mix_name: str = "mixture", sources: Sequence[str] | None = ("accompaniment", "vocals"),
+             use_references: bool = True, confidence: Mapping | Sequence[str] | None = None,
+             threshold_percentile: float = 99.0, min_loudness: float | None = -40.0,
+             mono: bool = False, num_workers: int = 2, batch_size: int | None = None,
+             max_segments: int | None = None, subtype: str = "FLOAT", resample: bool = True,
+             seed: int = 0, progress: bool = True) -> dict:
+    """Separate files (``inputs``) or segments of ``folders`` (module docstring).
+
+    Args:
+        separator: a separator or a factory (``@primitive_clustering()``); default
+            ``evaluate.separator``.
+        inputs: file mode: audio files / folders (the CLI's ``--input``).
+        output: destination folder (the CLI's ``--output``); segment mode falls back to the
+            run folder (``-o``).
+        folders: segment mode: recordings folder(s): a path, a list, or ``{collection: path}``
+            (a list uses each folder's name as its collection).
+        segment_length, hop_length: seconds (default 30 / 15, the reference settings).
+        mix_name, sources: mixture stem and reference names looked up in the folders.
+        use_references: score segments against reference stems when present (default True;
+            metrics are only recorded, never used to select training data).
+        confidence: measures (default
+            :data:`~bootsep.bootstrap.separate.DEFAULT_CONFIDENCE`).
+        threshold_percentile: loud-bin percentile for the measures (default 99).
+        min_loudness: LUFS gate (default -40; None = off).
+        mono: average channels before separating (default False).
+        num_workers: confidence / metrics / writing threads (default 2).
+        batch_size: segments per separator call (default: 8 for a deep mask model on CUDA,
+            else 1).
+        max_segments: separate at most this many (new) segments (default all).
+        subtype: WAV subtype of the estimates (default ``'FLOAT'``).
+        resample: file mode: resample inputs at another rate (default True; False refuses).
+        seed: seeds the confidence measures.
+        progress: progress bar.
+    """
+    from ..bootstrap.segments import find_recordings, plan_segments
+    from ..bootstrap.separate import separate_files, separate_segments
+    from .paths import output_folder
+
+    sep = resolve_separator(separator)
+    if inputs:
+        return separate_files(sep, inputs, output, resample=resample, subtype=subtype,
+                              progress=progress)
+    dest = output or output_folder()
+    if dest is None:
+        raise UserError("separate needs a destination: --output DIR (or separate.output, or -o RUN)")
+    pairs = _folders(folders)
+    if not pairs:
+        raise UserError("nothing to separate: pass --input FILE_OR_FOLDER, or bind "
+                        "separate.folders = {'name': '/path/to/recordings'} for segment mode")
+    recordings = []
+    for coll, folder in pairs:
+        recordings += find_recordings(folder, coll, mix_name=mix_name,
+                                      sources=sources if use_references else None)
+    segments = plan_segments(recordings, sep.sample_rate, segment_length, hop_length)
+    if max_segments is not None:
+        from ..bootstrap.separate import segment_done
+
+        todo = [s for s in segments if not segment_done(dest, s)][: int(max_segments)]
+        segments = [s for s in segments if segment_done(dest, s)] + todo
+    if batch_size is None:
+        from ..separation.deep import DeepMaskSeparator
+
+        batch_size = 8 if isinstance(sep, DeepMaskSeparator) and sep.device.type == "cuda" else 1
+    settings = {"segment_length": float(segment_length), "hop_length": float(hop_length),
+                "folders": {c or "": str(f) for c, f in pairs}}
+    log.info("separating %d segments of %d recordings with %s into %s", len(segments),
+             len(recordings), type(sep).__name__, dest)
+    return separate_segments(sep, segments, dest, confidence=confidence,
+                             threshold_percentile=threshold_percentile,
+                             min_loudness=min_loudness, mono=mono, num_workers=num_workers,
+                             batch_size=batch_size,
+                             reference_labels=list(sources) if use_references and sources else None,
+                             subtype=subtype, settings=settings, seed=seed, progress=progress)
+
+
+def separate_command(inputs: Sequence[str] | None = None, output: str | None = None) -> int:
+    """CLI entry: explicit ``--input`` / ``--output`` override the gin bindings."""
+    kwargs = {}
+    if inputs:
+        kwargs["inputs"] = list(inputs)
+    if output:
+        kwargs["output"] = output
+    result = separate(**kwargs)
+    if inputs:
+        for rec in result["files"]:
+            for path in rec["outputs"].values():
+                print(Path(result["output"]) / path)
+    else:
+        print(f"{result.get('results', 0)} separated segments in {result['output']}")
+    return 0

@@ -1,0 +1,76 @@
+"""Training data made by bootstrapping: an ``organize`` destination as a remixing dataset.
+
+``organize`` writes ``FOLDER/<label>/<segment>.wav`` (one estimate per source label, e.g. the
+primitive ensemble's ``accompaniment`` and ``vocals``), which is the stem layout of
+:class:`~bootsep.data.folder.StemFolderDataset`. This class reads it as such, always remixing
+(the mixture of an item is the sum of its sources), so it is configured exactly like the
+ground-truth training data::
+
+    train/BootstrappedDataset.folder = '/data/bootstrap/above_q2'
+    train/BootstrappedDataset.excerpt_seconds = 2.0
+    train/BootstrappedDataset.balance = 0.2     # probability of an incoherent mixture
+    train/build_dataset.dataset = @train/BootstrappedDataset()
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..utils.errors import UserError
+from .folder import StemFolderDataset
+from .mixing import Remixer
+
+
+def folder_labels(folder: str | os.PathLike) -> tuple[str, ...]:
+    """Source labels of an organize destination: its non-hidden sub-folders, sorted."""
+    folder = Path(folder)
+    return tuple(sorted(d.name for d in folder.iterdir()
+                        if d.is_dir() and not d.name.startswith(".")))
+
+
+class BootstrappedDataset(StemFolderDataset):
+    """Random excerpts of bootstrapped sources, remixed on the fly.
+
+    Args:
+        folder: an ``organize`` destination (``<label>/<segment>.wav`` + ``manifest.csv``).
+        sources: labels to use, in output order (default: every label folder, sorted, i.e.
+            ``('accompaniment', 'vocals')`` for the primitive ensemble).
+        balance: probability of an INCOHERENT mixture (sources from different segments);
+            default 0.0 = always the segment's own sources. Ignored when ``remix`` is given.
+        gain_jitter_db: per-source gain drawn in ``[-g, g]`` dB (default 0.0).
+        remix: a :class:`~bootsep.data.mixing.Remixer` (default ``Remixer(balance,
+            gain_jitter_db)``).
+        sample_rate, mono, excerpt_seconds (default 2.0), num_items, seed, cache,
+        silence_db, max_retries: as :class:`~bootsep.data.folder.StemFolderDataset`.
+
+    Items are those of :class:`~bootsep.data.folder.StemFolderDataset` (``mix`` =
+    ``sources.sum(0)``); ``name`` is the segment name (``a+b`` when incoherent).
+    """
+
+    def __init__(self, folder: str | os.PathLike, sources: tuple[str, ...] | list[str] | None = None,
+                 sample_rate: int = 16000, mono: bool = True, excerpt_seconds: float = 2.0,
+                 num_items: int | None = None, seed: int = 0, balance: float = 0.0,
+                 gain_jitter_db: float = 0.0, remix: Remixer | None = None, cache=None,
+                 silence_db: float = -60.0, max_retries: int = 5):
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise UserError(f"bootstrapped data folder not found: {folder}; build it with "
+                            "`main.py organize` (or fix BootstrappedDataset.folder)")
+        if not (folder / "manifest.csv").is_file():
+            raise UserError(f"{folder} has no manifest.csv: it is not an organize output")
+        if sources is None:
+            sources = folder_labels(folder)
+        if excerpt_seconds is None:
+            raise UserError("BootstrappedDataset needs excerpt_seconds (items are remixed)")
+        self.folder = folder
+        super().__init__(root=folder.parent, split=folder.name, sources=tuple(sources),
+                         sample_rate=sample_rate, mono=mono, excerpt_seconds=excerpt_seconds,
+                         num_items=num_items, seed=seed,
+                         remix=remix if remix is not None else Remixer(balance, gain_jitter_db),
+                         cache=cache, layout="stem", silence_db=silence_db,
+                         max_retries=max_retries)
+
+    def __repr__(self) -> str:
+        return (f"BootstrappedDataset(folder={str(self.folder)!r}, segments={len(self.songs)}, "
+                f"items={len(self)}, sources={self.sources}, remix={self.remix!r})")

@@ -1,0 +1,149 @@
+"""Compare evaluated runs in one table: ``python -m bootsep.report.compare``.
+
+Reads ``<run>/results/*.json`` of each system (written by ``evaluate``), takes the mean over
+items of SI-SDR and SI-SDRi per source (channels reduced by their median, as in the report
+card) and adds the ``mixture`` row (the mixture itself as the estimate: SI-SDR =
+``MIX-SI-SDR``, SI-SDRi = 0). Writes, next to each other::
+
+    comparison.md      the table (Markdown) with the item counts and where each row comes from
+    comparison.json    {system: {source: {"SI-SDR": mean, "SI-SDRi": mean}}}
+    confidence_vs_sisdr.png   confidence against SI-SDR per separated segment (with --separated)
+
+and prints the table, then, as its last line, the path of ``comparison.md``.
+
+Usage::
+
+    python -m bootsep.report.compare --output runs/demo \\
+        --system ensemble=runs/demo/ensemble --system bootstrapped=runs/demo/bootstrapped \\
+        --system supervised=runs/demo/supervised \\
+        --separated runs/demo/separated --measure combined
+
+Without ``--system``, the systems are ``ensemble``, ``bootstrapped`` and ``supervised`` in
+sub-folders of ``--output`` (default ``runs/demo``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from ..utils.errors import UserError
+from ..utils.io import atomic_write_json, atomic_write_text
+
+METRICS = ("SI-SDR", "SI-SDRi")
+DEFAULT_SYSTEMS = ("ensemble", "bootstrapped", "supervised")
+
+
+def system_means(run_dir: str | Path, sources: Sequence[str] | None = None) -> tuple[dict, dict, int]:
+    """``({source: {metric: mean}}, {source: MIX-SI-SDR mean}, items)`` of one evaluated run."""
+    from .aggregate import load_results
+
+    df = load_results(Path(run_dir) / "results")
+    srcs = list(sources) if sources is not None else sorted(df["source"].unique())
+    out, mix = {}, {}
+    for s in srcs:
+        rows = df[df["source"] == s]
+        if rows.empty:
+            raise UserError(f"{run_dir} has no results for source {s!r}")
+        out[s] = {m: float(rows[m].mean()) for m in METRICS}
+        mix[s] = float(rows["MIX-SI-SDR"].mean())
+    return out, mix, int(df["item"].nunique())
+
+
+def compare(systems: Mapping[str, str | Path], output: str | Path,
+            sources: Sequence[str] = ("vocals", "accompaniment"), separated=None,
+            measure: str = "combined", title: str | None = None) -> dict:
+    """Build the comparison (module docstring); returns ``{'table', 'json', 'md', 'png'}``."""
+    from .plots import spearman
+
+    output = Path(output)
+    table: dict[str, dict] = {}
+    info: dict[str, tuple] = {}
+    mixture = None
+    for name, run in systems.items():
+        run = Path(run)
+        if not (run / "results").is_dir():
+            raise UserError(f"system {name!r}: {run}/results not found; run `evaluate` first")
+        means, mix, items = system_means(run, sources)
+        table[name] = means
+        info[name] = (str(run), items)
+        if mixture is None:
+            mixture = mix
+        elif any(abs(mixture[s] - mix[s]) > 1e-6 for s in sources):
+            raise UserError(f"system {name!r} was evaluated on other test items than the first "
+                            f"system (MIX-SI-SDR differs); compare runs on the same test set")
+    table = {"mixture": {s: {"SI-SDR": mixture[s], "SI-SDRi": 0.0} for s in sources}, **table}
+    result = {"json": output / "comparison.json", "md": output / "comparison.md",
+              "table": table}
+    atomic_write_json(result["json"], table)
+    lines = [f"# {title or 'Separation quality on the test set'}", "",
+             "Mean over test items (channels: median) of SI-SDR and SI-SDRi in dB.", ""]
+    head = "| system | " + " | ".join(f"{s} {m}" for s in sources for m in METRICS) + " |"
+    lines += [head, "|" + "---|" * (1 + len(sources) * len(METRICS))]
+    for name, row in table.items():
+        cells = " | ".join(_fmt(row[s][m]) for s in sources for m in METRICS)
+        lines.append(f"| {name} | {cells} |")
+    lines += ["", "Runs: " + "; ".join(f"{k}: {v[0]} ({v[1]} items)" for k, v in info.items())]
+    if separated is not None:
+        from ..bootstrap.organize import load_segments
+        from .plots import plot_scatter
+
+        df = load_segments(separated, measure)
+        col = "vocals/SI-SDR" if "vocals/SI-SDR" in df.columns else next(
+            (c for c in df.columns if c.endswith("/SI-SDR")), None)
+        if col is not None:
+            png = output / "confidence_vs_sisdr.png"
+            plot_scatter(df["confidence"], df[col], png, xlabel=f"confidence ({measure})",
+                         ylabel=f"{col} (dB)",
+                         title="Teacher's confidence vs quality per training segment")
+            rho, p, n = spearman(df["confidence"], df[col])
+            result["png"] = png
+            lines += ["", f"Confidence ({measure}) against {col} of the teacher's separations of "
+                      f"{n} training segments: Spearman rho = {rho:.2f} (p = {p:.2g}); "
+                      f"plot: {png.name}"]
+    atomic_write_text(result["md"], "\n".join(lines) + "\n")
+    result["text"] = "\n".join(lines)
+    return result
+
+
+def _fmt(x: float) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:.2f}"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bootsep.report.compare",
+                                description="compare evaluated runs in one table")
+    p.add_argument("--output", default="runs/demo", help="folder for comparison.md/.json/.png")
+    p.add_argument("--system", action="append", default=[], metavar="NAME=RUN",
+                   help="a system and its run folder (repeatable; default: "
+                        + ", ".join(DEFAULT_SYSTEMS) + " under --output)")
+    p.add_argument("--sources", nargs="+", default=["vocals", "accompaniment"])
+    p.add_argument("--separated", nargs="*", default=None,
+                   help="separate output folder(s) for the confidence-vs-SI-SDR plot")
+    p.add_argument("--measure", default="combined", help="confidence measure of the plot")
+    p.add_argument("--title", default=None)
+    args = p.parse_args(argv)
+    try:
+        systems = {}
+        for s in args.system:
+            if "=" not in s:
+                raise UserError(f"--system {s!r}: expected NAME=RUN_FOLDER")
+            k, v = s.split("=", 1)
+            systems[k] = v
+        if not systems:
+            systems = {k: str(Path(args.output) / k) for k in DEFAULT_SYSTEMS}
+        res = compare(systems, args.output, args.sources, args.separated or None, args.measure,
+                      args.title)
+    except UserError as e:
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    print(res["text"])
+    print(res["md"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Per-T-F confidence weights recovered from bootstrapped source magnitudes."""
+
+from __future__ import annotations
+
+import torch
+
+from bootsep.bootstrap.weights import confidence_weights, dominance
+from bootsep.dsp import STFT
+from bootsep.dsp.features import magnitude_weights
+from bootsep.losses.cluster import deep_clustering_loss
+
+
+def test_dominance_recovers_the_teachers_mask_margin():
+    g = torch.Generator().manual_seed(0)
+    stft = STFT(256, 64)
+    mix = torch.randn(2, 8000, generator=g)
+    X = stft(mix)
+    t = torch.arange(X.shape[1]).view(-1, 1)
+    f = torch.arange(X.shape[2]).view(1, -1)
+    m = torch.sigmoid(3 * torch.sin(f / 15.0 + t / 40.0)).expand(2, 1, *X.shape[1:])
+    masks = torch.cat([m, 1 - m], dim=1)                        # a smooth soft teacher
+    sources = stft.inverse(masks * X.unsqueeze(1), length=8000)  # what organize links
+    S = stft(sources).abs()
+    d = dominance(S)
+    expected = (2 * masks.amax(1) - 1)                           # (K max m - 1) / (K - 1)
+    loud = X.abs() > 0.05 * X.abs().amax()
+    assert d.shape == X.shape
+    # the masks are not consistent STFTs, so the round trip blurs them a little
+    assert (d - expected)[loud].abs().median() < 0.03  # shuffled in time: about 0.2
+    three = torch.zeros(1, 3, 2, 2)
+    three[0, 1] = 1.0
+    assert torch.equal(dominance(three), torch.ones(1, 2, 2))
+    assert torch.equal(dominance(torch.ones(1, 3, 2, 2)), torch.zeros(1, 2, 2))
+    assert torch.equal(dominance(torch.zeros(1, 2, 2, 2)), torch.zeros(1, 2, 2))
+
+
+def test_confidence_weights_drop_uncertain_bins_from_the_dc_loss():
+    mag = torch.rand(1, 5, 7) + 0.1
+    src = torch.stack([mag * 0.5, mag * 0.5], dim=1)            # teacher unsure everywhere ...
+    src[:, 0, :2] = mag[:, :2]                                   # ... except in frames 0-1
+    src[:, 1, :2] = 0.0
+    w = confidence_weights(mag, src)
+    assert torch.allclose(w[:, :2], magnitude_weights(mag)[:, :2])
+    assert torch.equal(w[:, 2:], torch.zeros_like(w[:, 2:]))
+    # a wrong embedding in the uncertain frames costs nothing with these weights
+    y = torch.zeros(1, 2, 5, 7)
+    y[:, 0] = 1.0
+    emb = torch.zeros(1, 5, 7, 2)
+    emb[:, :2, :, 0] = 1.0
+    emb[:, 2:, :, 1] = 1.0
+    assert float(deep_clustering_loss(emb, y, w)) < 1e-6
+    assert float(deep_clustering_loss(emb, y, magnitude_weights(mag))) > 0.1
