@@ -22,6 +22,7 @@ EXTERNALS = [
     ("bootsep.data.musdb", "MUSDBDataset", "MUSDBDataset"),
     ("bootsep.data.wham", "WHAMDataset", "WHAMDataset"),
     ("bootsep.data.user", "MixtureFolderDataset", "MixtureFolderDataset"),
+    ("bootsep.data.bootstrapped", "BootstrappedDataset", "BootstrappedDataset"),
     # models
     ("bootsep.models.recurrent", "DeepClustering", "DeepClustering"),
     ("bootsep.models.recurrent", "MaskInference", "MaskInference"),
@@ -77,7 +78,7 @@ def register_all() -> None:
         warnings.simplefilter("ignore", FutureWarning)
         from gin.torch import external_configurables  # noqa: F401  (torch.optim.*, lr_scheduler.*)
 
-    from . import experiment, paths, sweep  # noqa: F401  (their @gin.configurable functions)
+    from . import experiment, organize, paths, separate, sweep  # noqa: F401  (@gin.configurable)
 
     for module, attr, name in EXTERNALS:
         obj = getattr(importlib.import_module(module), attr)
