@@ -135,20 +135,23 @@ def test_checkpoint_round_trip_identical_outputs(name, tmp_path):
 
 
 @pytest.mark.parametrize("name", sorted(TINY))
-def test_features_contract_whole_signal_statistics(name):
-    """Slicing input_features of a long signal equals running on it whole, for frames that the
-    model sees in full; and with features of the slice itself, the default path is recovered."""
+def test_features_argument_replaces_input_features(name):
+    """``features`` (input_features of a longer signal, sliced) is what the model reads: its
+    own features reproduce the default path, other features change the output."""
     model = _build(name).eval()
     mag = _mag(frames=20)
     part = mag[:, 4:16]
+    feats = model.input_features(mag)
+    assert feats.shape[:2] == mag.shape[:2]
     with torch.no_grad():
         plain = model(part)
         own = model(part, features=model.input_features(part))
-        sliced = model(part, features=model.input_features(mag)[:, 4:16])
+        sliced = model(part, features=feats[:, 4:16])
+        other = model(part, features=model.input_features(part).flip(1))
     for k in plain:
         torch.testing.assert_close(own[k], plain[k])
-    assert model.input_features(mag).shape[:2] == mag.shape[:2]
     assert sliced["mask"].shape == plain["mask"].shape
+    assert not torch.allclose(other["mask"], plain["mask"])
 
 
 # --------------------------------------------------------------------------- overfitting
