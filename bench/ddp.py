@@ -38,7 +38,7 @@ def worker(args) -> None:
     torch.manual_seed(0)
     ds = StemFolderDataset(args.root, "train", excerpt_seconds=2.0, num_items=100_000)
     model = Chimera(num_features=257, hidden_size=128, num_layers=2, dropout=0.0,
-                    embedding_size=20, num_sources=2)
+                    embedding_size=10, num_sources=2)
     ddp = dist.wrap_model(model, ctx)
     per_rank = dist.per_rank_batch_size(args.batch_size, ctx)
     loader = torch.utils.data.DataLoader(

@@ -55,7 +55,7 @@ def measure_pipeline(steps: int = 20, warmup: int = 3, batch_size: int = 8, work
                            mono=True, excerpt_seconds=2.0, num_items=10_000, remix=Remixer(0.2, 3.0))
     stft = STFT(512, 128)
     model = Chimera(num_features=257, hidden_size=128, num_layers=2, dropout=0.1,
-                    embedding_size=20, num_sources=2)
+                    embedding_size=10, num_sources=2)
     loss = LossDict({"MaskInferenceLoss": {"class": "L1Loss", "weight": 1.0},
                      "DeepClusteringLoss": {"class": "DeepClusteringLoss", "weight": 0.01}})
     opt = torch.optim.Adam(model.parameters(), 1e-3)
