@@ -117,8 +117,9 @@ def train(model=gin.REQUIRED, loss_dictionary=gin.REQUIRED, optimizer=gin.REQUIR
 
     ``model`` is a gin-configured class (``@Chimera``) built after seeding; ``optimizer`` a class
     (``@torch.optim.Adam``) and ``scheduler`` a class taking the optimizer. Handlers are named
-    (``'autoclip'``, ``'clip'``, ``'auto_balance'``, ``'early_stopping'``, ``'lr_scheduler'``)
-    and configured through their own bindings (``AutoClip.clip_percentile = 10``).
+    (``'autoclip'``, ``'clip'``, ``'auto_balance'``, ``'early_stopping'``, ``'lr_scheduler'``,
+    ``'curriculum'``) and configured through their own bindings
+    (``AutoClip.clip_percentile = 10``, ``Curriculum.initial_fraction = 0.2``).
     """
     from ..engine import distributed as dist
     from ..engine.checkpoint import checkpoint_path, load_checkpoint

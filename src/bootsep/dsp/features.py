@@ -45,16 +45,24 @@ def log_magnitude_features(mag: torch.Tensor, top_db: float = 80.0) -> torch.Ten
 
 @functools.lru_cache(maxsize=16)
 def _mel_np(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
+    import warnings
+
     import librosa
 
-    fb = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    with warnings.catch_warnings():  # more bands than FFT bins (e.g. 300 on 257) leaves some empty
+        warnings.filterwarnings("ignore", message="Empty filters detected")
+        fb = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
     fb = fb / np.maximum(fb.sum(axis=1, keepdims=True), 1e-12)  # each filter sums to 1
     return fb.astype(np.float32)
 
 
 def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0,
                    fmax: float | None = None) -> torch.Tensor:
-    """Mel filterbank ``(n_mels, n_fft // 2 + 1)`` with each filter normalised to sum 1."""
+    """Mel filterbank ``(n_mels, n_fft // 2 + 1)`` with each filter normalised to sum 1.
+
+    With more bands than the FFT resolves (the reference's 300 bands on 257 bins), some filters
+    are empty and stay all-zero rows.
+    """
     return torch.from_numpy(_mel_np(int(sample_rate), int(n_fft), int(n_mels), float(fmin), fmax).copy())
 
 

@@ -1,4 +1,5 @@
-"""Separation models (``torch.nn.Module``): deep clustering, mask inference, chimera.
+"""Separation models (``torch.nn.Module``): deep clustering, mask inference, chimera, and the
+paper's zoo (dual-path chimera, Open-Unmix-style, BLSTM mel baseline, conditional centroids).
 
 Every model takes a magnitude ``(batch, time, freq)`` and returns a dict with keys among
 ``'embedding'`` ``(batch, time, freq, dim)``, ``'mask'`` and ``'estimates'``
@@ -13,11 +14,19 @@ from .base import (
     register_model,
     resolve_model_class,
 )
+from .centroids import ConditionalCentroids
+from .dualpath import DualPathChimera
+from .mel_baseline import MelMaskBLSTM
+from .openunmix import OpenUnmix
 from .recurrent import Chimera, DeepClustering, MaskInference, RecurrentStack
 
 __all__ = [
     "MODELS",
     "Chimera",
+    "ConditionalCentroids",
+    "DualPathChimera",
+    "MelMaskBLSTM",
+    "OpenUnmix",
     "DeepClustering",
     "MaskInference",
     "RecurrentStack",
