@@ -44,7 +44,7 @@ def measure_pipeline(steps: int = 20, warmup: int = 3, batch_size: int = 8, work
     from bootsep.data.mixing import Remixer
     from bootsep.dsp import STFT
     from bootsep.engine.handlers import AutoClip
-    from bootsep.engine.samplers import EpochSeededSampler, seed_worker
+    from bootsep.engine.samplers import ResumableSampler, seed_worker
     from bootsep.engine.trainer import Trainer, fold_channels, make_targets
     from bootsep.losses.combine import LossDict
     from bootsep.models.recurrent import Chimera
@@ -60,12 +60,12 @@ def measure_pipeline(steps: int = 20, warmup: int = 3, batch_size: int = 8, work
                      "DeepClusteringLoss": {"class": "DeepClusteringLoss", "weight": 0.01}})
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, num_workers=workers,
-                                         sampler=EpochSeededSampler(len(ds)), drop_last=True,
+                                         sampler=ResumableSampler(len(ds)),
                                          worker_init_fn=seed_worker, persistent_workers=workers > 0)
     tmp = Path(tempfile.mkdtemp(prefix="bootsep-bench-run-"))
     trainer = Trainer(model, loss, opt, loader, tmp, stft=stft, sample_rate=16000,
                       source_labels=["accompaniment", "vocals"], handlers=[AutoClip(10)],
-                      num_epochs=1, tensorboard=False, progress=False)
+                      num_epochs=1, epoch_length=10**6, tensorboard=False, progress=False)
 
     # full training step: fetch batch from the loader + everything the trainer does
     it = iter(loader)
