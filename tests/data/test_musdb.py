@@ -5,11 +5,7 @@ installed)."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +18,7 @@ from bootsep.data.demo import synthesize_song
 from bootsep.data.folder import StemFolderDataset
 from bootsep.utils.errors import UserError
 
-from conftest import ROOT
+from conftest import run_main
 
 HAS_FFMPEG = shutil.which("ffmpeg") is not None and shutil.which("ffprobe") is not None
 TRACKS = {"train": ["Alpha - One", "Beta - Two", "Gamma - Three"],
@@ -323,29 +319,6 @@ def test_stem_mp4_prepare_stream_train_evaluate(tmp_path):
 
 # ---------------------------------------------------------------------------- configs + CLI
 
-# Until the lead adds these lines to bootsep.config.registry.EXTERNALS, the CLI tests below run
-# main.py through a wrapper that registers them first (only the missing ones).
-ISSUE5_EXTERNALS = [
-    ("bootsep.data.musdb", "prepare_musdb", "prepare_musdb"),
-    ("bootsep.data.musdb", "MUSDBDataset", "MUSDBDataset"),
-    ("bootsep.data.wham", "WHAMDataset", "WHAMDataset"),
-    ("bootsep.data.user", "MixtureFolderDataset", "MixtureFolderDataset"),
-]
-
-
-def run_main_registered(args, env=None, timeout=600):
-    code = textwrap.dedent(f"""
-        import runpy, sys
-        from bootsep.config import registry
-        registry.EXTERNALS += [e for e in {ISSUE5_EXTERNALS!r} if e not in registry.EXTERNALS]
-        sys.argv = ['main.py'] + sys.argv[1:]
-        runpy.run_path({str(ROOT / 'main.py')!r}, run_name='__main__')
-    """)
-    e = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
-    return subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=ROOT, env=e,
-                          capture_output=True, text=True, timeout=timeout)
-
-
 SHRINK = ["train.num_epochs = 1", "train.epoch_length = 2", "train.batch_size = 2",
           "train.num_workers = 0", "train.progress = False", "evaluate.progress = False",
           "Chimera.hidden_size = 8", "Chimera.num_layers = 1", "Chimera.embedding_size = 4",
@@ -358,7 +331,7 @@ def test_cli_musdb_configs_prepare_and_all(hq, tmp_path):
     """`prepare -c musdb/prepare_16k.gin` on $MUSDB_ROOT, then the shipped musdb.gin data
     config with musdb/exp/chimera.gin through `all` (shrunk with -b)."""
     env = {"MUSDB_ROOT": str(hq), "MUSDB_PREPARED": str(tmp_path / "prep")}
-    r = run_main_registered(["prepare", "-c", "musdb/prepare_16k.gin",
+    r = run_main(["prepare", "-c", "musdb/prepare_16k.gin",
                              "-b", "prepare_musdb.setup_file = 'setup.yaml'",
                              "-b", "prepare_musdb.progress = False"], env=env)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -369,19 +342,8 @@ def test_cli_musdb_configs_prepare_and_all(hq, tmp_path):
     args = ["all", "-c", "musdb/env.gin", "musdb/musdb.gin", "musdb/exp/chimera.gin", "-o", run]
     for b in SHRINK:
         args += ["-b", b]
-    r = run_main_registered(args, env=env)
+    r = run_main(args, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     results = sorted(p.stem for p in (run / "results").glob("*.json"))
     assert results == TRACKS["test"]
     assert "VOCALS" in (run / "report_card.txt").read_text()
-
-
-def test_cli_prepare_needs_registry_lines(hq, tmp_path):
-    """Plain main.py (no wrapper): passes once registry.EXTERNALS holds ISSUE5_EXTERNALS."""
-    from conftest import run_main
-
-    env = {"MUSDB_ROOT": str(hq), "MUSDB_PREPARED": str(tmp_path / "prep")}
-    r = run_main(["prepare", "-c", "musdb/prepare_16k.gin", "-b", "prepare_musdb.splits = ['test']",
-                  "-b", "prepare_musdb.progress = False"], env=env)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert (tmp_path / "prep" / "test" / "mixture" / "Delta - Four.wav").is_file()

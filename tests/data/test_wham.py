@@ -15,6 +15,8 @@ import torch
 from bootsep.data.wham import WHAMDataset
 from bootsep.utils.errors import UserError
 
+from conftest import run_main
+
 SR = 8000
 FOLDERS = ("mix_clean", "mix_both", "mix_single", "s1", "s2", "noise")
 
@@ -217,21 +219,20 @@ SHRINK = ["train.num_epochs = 1", "train.epoch_length = 2", "train.batch_size = 
 def test_cli_wham_configs_all_and_sweep(wham, tmp_path):
     """The shipped wham/ configs: `all` with dpcl_small (shrunk), and `instantiate` of dpcl.gin
     expands the reference's autoclip sweep into six run folders."""
-    from .test_musdb import run_main_registered  # the registry wrapper (see ISSUE5_EXTERNALS)
 
     env = {"WHAM_ROOT": str(wham)}
     run = tmp_path / "run"
     args = ["all", "-c", "wham/env.gin", "wham/wham8k.gin", "wham/exp/dpcl_small.gin", "-o", run]
     for b in SHRINK:
         args += ["-b", b]
-    r = run_main_registered(args, env=env)
+    r = run_main(args, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     assert len(list((run / "results").glob("*.json"))) == 2
     assert json.loads((run / "evaluation.json").read_text())["compute_permutation"] is True
     assert "S1" in (run / "report_card.txt").read_text()
 
     sweep = tmp_path / "sweep"
-    r = run_main_registered(["instantiate", "-c", "wham/env.gin", "wham/wham8k.gin",
+    r = run_main(["instantiate", "-c", "wham/env.gin", "wham/wham8k.gin",
                              "wham/exp/dpcl.gin", "-o", sweep], env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     runs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
