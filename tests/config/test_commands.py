@@ -50,3 +50,23 @@ def test_init_from_checkpoint_missing_file_is_a_user_error(tmp_path, write_confi
                f"train.init_from_checkpoint = '{tmp_path / 'nope.pth'}'"])
     assert rc == 2
     assert "nope.pth" in capsys.readouterr().err
+
+
+def test_evaluate_searches_permutations_for_clustering_separators(tmp_path, tiny_demo):
+    """A separator whose output order is arbitrary is scored under the best permutation."""
+    from bootsep.config.experiment import evaluate
+    from bootsep.data.folder import StemFolderDataset
+    from bootsep.primitives.oracle import IdealRatioMask
+
+    class SwappedOracle(IdealRatioMask):
+        arbitrary_order = True
+
+        def masks(self, mix_spec, source_specs=None):
+            return super().masks(mix_spec, source_specs).flip(1)
+
+    ds = StemFolderDataset(tiny_demo, "test")
+    evaluate(separator=SwappedOracle(), dataset=ds, output_folder=str(tmp_path / "r"),
+             progress=False, save_audio=False)
+    rec = json.loads(next((tmp_path / "r" / "results").glob("*.json")).read_text())
+    assert rec["sources"]["vocals"]["SI-SDRi"][0] > 10
+    assert rec["permutation"] == [[1, 0]]

@@ -273,6 +273,8 @@ def evaluate(separator=gin.REQUIRED, dataset=None, output_folder: str | None = N
         separator = separator()
     ds = dataset if dataset is not None else scoped_dataset("test")
     ref_labels = list(getattr(ds, "sources", None) or separator.source_labels)
+    if compute_permutation is None and getattr(separator, "arbitrary_order", False):
+        compute_permutation = True  # clustering: the output order carries no label
     order, compute_perm = _align(separator.source_labels, ref_labels, compute_permutation)
     results = run / "results"
     results.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,8 @@ _EXPORTS = {
     "StemFolderDataset": "folder", "detect_layout": "folder",
     "Remixer": "mixing", "MixPlan": "mixing", "SourcePick": "mixing",
     "AudioCache": "cache",
+    "MUSDBDataset": "musdb", "prepare_musdb": "musdb",
+    "WHAMDataset": "wham", "MixtureFolderDataset": "user",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -83,6 +83,8 @@ class TimbreClustering(Separator):
     example at a time; everything else is batched torch on the input's device.
     """
 
+    arbitrary_order = True  # groups are sorted by brightness, not matched to labels
+
     def __init__(self, sample_rate: int = 16000, stft: STFT | None = None, num_sources: int = 2,
                  n_components: int = 16, n_mfcc: int = 13, n_mels: int = 40, n_iter: int = 100,
                  beta_loss: str = "kl", mask_power: float = 2.0, seed: int = 0,

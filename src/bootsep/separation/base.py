@@ -53,6 +53,8 @@ class Separator:
 
     #: whether :meth:`masks` needs the reference sources (oracle baselines)
     needs_references = False
+    #: whether the output order is arbitrary (clustering): evaluation then searches permutations
+    arbitrary_order = False
 
     def __init__(self, sample_rate: int = 16000, stft: STFT | None = None,
                  source_labels=("accompaniment", "vocals"), device: str | None = None):

@@ -206,6 +206,9 @@ class DeepMaskSeparator(_ChunkedModelSeparator):
 class DeepClusteringSeparator(_ChunkedModelSeparator):
     """K-means on deep-clustering embeddings (deep clustering or chimera models).
 
+    The cluster order is arbitrary (``arbitrary_order = True``), so evaluation searches the
+    best permutation.
+
     Two passes over chunks: (1) embeddings of a seeded random subsample of the loud bins of
     the whole signal (all channels) are collected and k-means is fitted on them; (2) every
     bin is assigned to a cluster, chunk by chunk (when the full embedding is small, under
@@ -243,6 +246,8 @@ class DeepClusteringSeparator(_ChunkedModelSeparator):
     the last call are in ``self.cluster_centers`` ``(num_sources, dim)`` and in
     ``Separation.extra['cluster_centers']``.
     """
+
+    arbitrary_order = True
 
     def __init__(self, model: torch.nn.Module, num_sources: int = 2, sample_rate: int = 16000,
                  stft: STFT | None = None, source_labels: Sequence[str] | None = None,
