@@ -43,8 +43,10 @@ system-deps:
 lint: install
 	$(BIN)/ruff check src tests bench main.py allocate.py logs.py
 
+# One torch/OpenMP thread per process: several tests run 2+ processes at once (torchrun, tsp
+# slots, DataLoader workers) and oversubscribed OpenMP threads spin-wait on a 2-core machine.
 test: install system-deps lint
-	$(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
 
 demo: install
 	@$(BIN)/python main.py prepare -c musdb/demo/env.gin musdb/demo/prepare.gin
