@@ -4,6 +4,8 @@
 import os
 import sys
 
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP (see bootsep)
+
 try:
     import bootsep  # noqa: F401
 except ImportError:  # running from a checkout without `pip install -e .`
