@@ -70,3 +70,28 @@ def test_evaluate_searches_permutations_for_clustering_separators(tmp_path, tiny
     rec = json.loads(next((tmp_path / "r" / "results").glob("*.json")).read_text())
     assert rec["sources"]["vocals"]["SI-SDRi"][0] > 10
     assert rec["permutation"] == [[1, 0]]
+
+
+def test_separate_user_stereo_file_with_a_trained_run(tmp_path, write_config, capsys):
+    """`separate -c <run>/config.gin --input IN.wav --output OUT`: stems keep length/channels."""
+    import numpy as np
+    import soundfile as sf
+
+    cfg = write_config(**{"train.num_epochs": 1, "train.epoch_length": 1})
+    run = tmp_path / "run"
+    assert main(["train", "-c", str(cfg), "-o", str(run)]) == 0
+    n = 22050 * 2 + 17
+    t = np.arange(n) / 22050
+    stereo = np.stack([0.3 * np.sin(2 * np.pi * 220 * t), 0.2 * np.sin(2 * np.pi * 330 * t)], 1)
+    wav = tmp_path / "user.wav"
+    sf.write(str(wav), stereo, 22050)
+    out = tmp_path / "stems"
+    assert main(["separate", "-c", str(run / "config.gin"), "--input", str(wav),
+                 "--output", str(out)]) == 0
+    for label in ("accompaniment", "vocals"):
+        info = sf.info(str(out / f"{label}.wav"))
+        assert (info.samplerate, info.frames, info.channels) == (22050, n, 2)
+    assert (out / "separate.json").is_file()
+    assert main(["separate", "-c", str(run / "config.gin"), "--input",
+                 str(tmp_path / "nope.wav"), "--output", str(out)]) == 2
+    assert "nope.wav" in capsys.readouterr().err
