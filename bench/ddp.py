@@ -84,7 +84,8 @@ def main() -> None:
     out = {"cpu_count": os.cpu_count(), "global_batch": args.batch_size, "steps": args.steps,
            "samples_per_s": {}}
     for n in args.procs:
-        env = dict(os.environ, OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // n)))
+        env = dict(os.environ, OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // n)),
+                   OMP_WAIT_POLICY="PASSIVE")
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                f"--nproc_per_node={n}", __file__, "--worker", "--root", str(root),
                "--batch-size", str(args.batch_size), "--steps", str(args.steps),
