@@ -13,8 +13,11 @@ small set in a temporary folder. Prints one JSON object as its last line.
 
 from __future__ import annotations
 
-import json
 import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as main.py: before torch loads OpenMP
+
+import json
 import statistics
 import sys
 import tempfile
