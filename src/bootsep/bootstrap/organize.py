@@ -68,7 +68,7 @@ def percentile_range(bin: str | None = None, p_min: float | None = None,
     return lo, hi
 
 
-def load_segments(separated: str | os.PathLike | Sequence, measure: str = "fixed_posterior"):
+def load_segments(separated: str | os.PathLike | Sequence, measure: str = "combined"):
     """One row per separated segment of one or more ``separate`` outputs.
 
     Columns: ``segment``, ``collection``, ``confidence`` (the chosen ``measure``; NaN when
@@ -211,7 +211,7 @@ def _place(target: Path, path: Path, link: str) -> None:
 
 
 def organize(separated: str | os.PathLike | Sequence, destination: str | os.PathLike, *,
-             measure: str = "fixed_posterior", bin: str | None = "above_q2",
+             measure: str = "combined", bin: str | None = "above_q2",
              p_min: float | None = None, p_max: float | None = None,
              collections: Sequence[str] | None = None, labels: Sequence[str] | None = None,
              link: str = "symlink", force: bool = False) -> dict:
@@ -220,8 +220,10 @@ def organize(separated: str | os.PathLike | Sequence, destination: str | os.Path
     Args:
         separated: ``separate`` output folder(s).
         destination: the training folder to build.
-        measure: confidence measure to rank by (default ``'fixed_posterior'``; the reference
-            system used ``'combined'``).
+        measure: confidence measure to rank by (default ``'combined'`` = silhouette x
+            posterior, the reference system's; on the demo songs it tracked the ensemble's
+            vocals SI-SDR best per segment: Spearman rho 0.86 per whole song and 0.59 per 4 s
+            segment, against 0.52 / 0.30 for ``'fixed_posterior'``).
         bin: a name of :data:`BINS` (default ``'above_q2'``); set ``bin=None`` and
             ``p_min``/``p_max`` for any other range.
         collections: keep only segments of these collections (exact names; default all).
@@ -302,7 +304,7 @@ def organize(separated: str | os.PathLike | Sequence, destination: str | os.Path
     return summary
 
 
-def bins_table(separated, measure: str = "fixed_posterior",
+def bins_table(separated, measure: str = "combined",
                collections: Sequence[str] | None = None) -> list[Mapping]:
     """Per quintile: segment count, confidence range and mean metrics (when recorded)."""
     df = load_segments(separated, measure)

@@ -237,7 +237,8 @@ def _write_segment(out: Path, seg: Segment, labels: list[str], estimates: np.nda
     est_paths = {}
     for i, label in enumerate(labels):
         rel = Path("audio") / safe_name(label) / f"{seg.name}.wav"
-        atomic_write_audio(out / rel, estimates[i], seg.sample_rate, subtype=subtype)
+        audio = estimates[i] if subtype == "FLOAT" else np.clip(estimates[i], -1.0, 1.0)
+        atomic_write_audio(out / rel, audio, seg.sample_rate, subtype=subtype)
         est_paths[label] = rel.as_posix()
     rec = seg.recording
     meta = {"collection": rec.collection, "recording": rec.name,
@@ -284,7 +285,8 @@ def separate_segments(separator, segments: Sequence[Segment], output: str | os.P
         num_workers: threads computing confidences / metrics and writing (default 2).
         batch_size: segments per separator call (default 1; only for separators where
             :func:`batch_safe` holds; segments of different shapes are never stacked).
-        subtype: WAV subtype of the estimates (default ``'FLOAT'``, lossless).
+        subtype: WAV subtype of the estimates (default ``'FLOAT'``, lossless; ``'PCM_16'``
+            halves the disk space, values are clipped to [-1, 1]).
         reference_labels: names of the references, in the order of the recordings'
             ``references`` (default: the keys of the first recording that has them).
         settings: what defines this output (segment length, hop, ...): recorded in
@@ -503,7 +505,8 @@ def separate_files(separator, inputs: Sequence[str | os.PathLike], output: str |
             m = min(frames, y.shape[1])
             fixed[:, :m] = y[:channels, :m]
             target = folder / f"{label}.wav"
-            atomic_write_audio(target, fixed, sr, subtype=subtype)
+            atomic_write_audio(target, fixed if subtype == "FLOAT" else np.clip(fixed, -1, 1), sr,
+                               subtype=subtype)
             outputs[separator.source_labels[i]] = str(target.relative_to(out))
         records.append({"input": str(path.resolve()), "sample_rate": sr, "channels": channels,
                         "samples": frames, "resampled_to": separator.sample_rate if resampled

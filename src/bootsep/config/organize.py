@@ -4,7 +4,7 @@ Builds a training folder from ``separate`` outputs by confidence percentile (see
 :mod:`bootsep.bootstrap.organize`). Configure it with ``organize.*`` bindings::
 
     organize.separated = @separated/join_path()      # one folder, a list, or several
-    organize.measure = 'fixed_posterior'             # or 'combined' (the reference system's)
+    organize.measure = 'combined'                    # silhouette x posterior (the reference's)
     organize.bin = 'above_q2'                        # Q1..Q5, above_q2, above_q4, all
     organize.collections = ['train']                 # optional exact filter
 """
@@ -20,7 +20,7 @@ from ..utils.errors import UserError
 
 @gin.configurable
 def organize(separated=gin.REQUIRED, destination: str | None = None,
-             measure: str = "fixed_posterior", bin: str | None = "above_q2",
+             measure: str = "combined", bin: str | None = "above_q2",
              p_min: float | None = None, p_max: float | None = None,
              collections: Sequence[str] | None = None, labels: Sequence[str] | None = None,
              link: str = "symlink", force: bool = False) -> dict:
