@@ -64,4 +64,4 @@ trap - EXIT INT TERM
 
 echo "== 6. comparison"
 "$PY" -m bootsep.report.compare --output "$RUNS" --separated "$RUNS/separated" \
-    --measure combined --title "The paper in miniature: demo test songs"
+    --measure combined --cut-percentile 20 --title "The paper in miniature: demo test songs"

@@ -80,6 +80,7 @@ def test_separate_organize_train_evaluate_second_round(tmp_path, tiny_demo, caps
         train.loss_dictionary = {{'mi': {{'class': 'L1Loss', 'weight': 1.0}},
                                   'dc': {{'class': 'DeepClusteringLoss', 'weight': 0.01}}}}
         train.optimizer = @torch.optim.Adam
+        train.confidence_power = 1.0
         train.handlers = ['autoclip']
         train.batch_size = 4
         train.num_epochs = 2

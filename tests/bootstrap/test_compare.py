@@ -46,3 +46,20 @@ def test_refuses_runs_on_different_test_items(tmp_path, capsys):
                  "--system", f"b={b}"]) == 2
     assert "other test items" in capsys.readouterr().err
     assert main(["--output", str(tmp_path), "--system", f"a={tmp_path / 'none'}"]) == 2
+
+
+def test_confidence_plot_and_selection_summary_match_organize(tmp_path):
+    a = fake_run(tmp_path / "a", {"x": {"vocals": ([1.0], -2.0)}})
+    sep = tmp_path / "separated" / "results"
+    sep.mkdir(parents=True)
+    for i in range(10):   # confidence i/10, teacher quality 2*i dB
+        (sep / f"s{i}.json").write_text(json.dumps({
+            "item": f"s{i}", "confidence": {"combined": i / 10},
+            "sources": {"vocals": {"SI-SDR": [2.0 * i]}}, "metadata": {"collection": "train"}}))
+    res = compare({"ensemble": a}, tmp_path, sources=["vocals"],
+                  separated=[tmp_path / "separated"], cut_percentile=20)
+    assert res["png"].is_file() and res["png"].stat().st_size > 1000
+    md = res["md"].read_text()
+    assert "Spearman rho = 1.00" in md
+    # organize's above_q2 keeps percentiles (20, 100]: s2..s9 (mean 11 dB); s0, s1 below (1 dB)
+    assert "percentile (8): teacher's mean vocals/SI-SDR 11.00 dB; below it (2): 1.00 dB" in md

@@ -50,3 +50,20 @@ def test_confidence_weights_drop_uncertain_bins_from_the_dc_loss():
     emb[:, 2:, :, 1] = 1.0
     assert float(deep_clustering_loss(emb, y, w)) < 1e-6
     assert float(deep_clustering_loss(emb, y, magnitude_weights(mag))) > 0.1
+
+
+def test_make_targets_uses_confidence_weights_only_when_asked():
+    from bootsep.engine.trainer import make_targets
+
+    g = torch.Generator().manual_seed(1)
+    stft = STFT(256, 64)
+    sources = torch.randn(2, 2, 4000, generator=g)
+    sources[:, 1] *= torch.linspace(0, 1, 4000)                # uneven dominance over time
+    mix = sources.sum(1)
+    plain = make_targets(stft, mix, sources)
+    weighted = make_targets(stft, mix, sources, confidence_power=2.0)
+    X = stft(mix).abs()
+    S = stft(sources).abs()
+    assert torch.allclose(plain["weights"], magnitude_weights(X))
+    assert torch.allclose(weighted["weights"], magnitude_weights(X) * dominance(S) ** 2)
+    assert not torch.allclose(weighted["weights"], plain["weights"])

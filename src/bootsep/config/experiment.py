@@ -109,7 +109,8 @@ def train(model=gin.REQUIRED, loss_dictionary=gin.REQUIRED, optimizer=gin.REQUIR
           train_dataset=None, val_dataset=None, val_loss_dictionary=None, scheduler=None,
           batch_size: int = 8, val_batch_size: int = 1, num_epochs: int = 10,
           epoch_length: int | None = None, num_workers: int = 2, handlers=("autoclip", "lr_scheduler"),
-          target_type: str = "psa", seed: int = 0, device: str = "auto", amp: str | None = None,
+          target_type: str = "psa", confidence_power: float | None = None, seed: int = 0,
+          device: str = "auto", amp: str | None = None,
           init_from_checkpoint: str | None = None, resume: bool = True,
           save_by_epoch: int | None = None, output_folder: str | None = None, stft=None,
           sample_rate: int = 16000, source_labels=None, progress: bool = True):
@@ -120,6 +121,8 @@ def train(model=gin.REQUIRED, loss_dictionary=gin.REQUIRED, optimizer=gin.REQUIR
     (``'autoclip'``, ``'clip'``, ``'auto_balance'``, ``'early_stopping'``, ``'lr_scheduler'``,
     ``'curriculum'``) and configured through their own bindings
     (``AutoClip.clip_percentile = 10``, ``Curriculum.initial_fraction = 0.2``).
+    ``confidence_power`` (e.g. 1.0) weights the deep-clustering losses' T-F bins by the
+    bootstrapped targets' per-bin confidence (the teacher's mask margin); None = off.
     """
     from ..engine import distributed as dist
     from ..engine.checkpoint import checkpoint_path, load_checkpoint
@@ -177,7 +180,8 @@ def train(model=gin.REQUIRED, loss_dictionary=gin.REQUIRED, optimizer=gin.REQUIR
     trainer = Trainer(ddp_net, loss_fn, opt, loader, run, stft=stft, sample_rate=sample_rate,
                       source_labels=labels, val_loader=val_loader, val_loss_fn=val_loss_fn,
                       scheduler=sched, handlers=handler_objs, num_epochs=num_epochs,
-                      epoch_length=epoch_length, target_type=target_type, device=dev, amp=amp,
+                      epoch_length=epoch_length, target_type=target_type,
+                      confidence_power=confidence_power, device=dev, amp=amp,
                       gin_config=gin.operative_config_str(), save_by_epoch=save_by_epoch,
                       is_main=ctx.is_main, progress=progress, unwrapped_model=net,
                       tensorboard=ctx.is_main, dist_ctx=ctx)

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from ignite.engine import Engine, Events
 
+from ..bootstrap.weights import confidence_weights
 from ..dsp import STFT
 from ..dsp.features import ideal_binary_mask, magnitude_weights
 from .checkpoint import checkpoint_path, rng_state, save_checkpoint, set_rng_state
@@ -56,12 +57,15 @@ def fold_channels(batch: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
 
 
 def make_targets(stft: STFT, mix: torch.Tensor, sources: torch.Tensor, target_type: str = "psa",
-                 silence_db: float = -40.0) -> dict:
+                 silence_db: float = -40.0, confidence_power: float | None = None) -> dict:
     """STFT-domain training targets, computed on the device of ``mix``.
 
     Returns a dict with ``mix_spec`` (B,T,F) complex, ``mix_magnitude`` (B,T,F),
     ``source_magnitudes`` (B,n,T,F) (PSA or MSA target), ``assignments`` (B,n,T,F) IBM with
     silent bins zeroed, ``weights`` (B,T,F) magnitude weights, ``source_audio`` (B,n,S).
+    With ``confidence_power`` (e.g. 1.0) the weights are multiplied by the per-bin dominance of
+    the strongest source to that power (:func:`bootsep.bootstrap.weights.confidence_weights`):
+    on bootstrapped data, the teacher's confidence in each bin.
     """
     from ..losses.targets import msa_target, psa_target
 
@@ -80,7 +84,8 @@ def make_targets(stft: STFT, mix: torch.Tensor, sources: torch.Tensor, target_ty
         "mix_magnitude": mix_mag,
         "source_magnitudes": target,
         "assignments": ideal_binary_mask(src_mag, mix_mag, silence_db),
-        "weights": magnitude_weights(mix_mag),
+        "weights": (magnitude_weights(mix_mag) if confidence_power is None
+                    else confidence_weights(mix_mag, src_mag, confidence_power)),
         "source_audio": sources,
         "mix_audio": mix,
     }
@@ -114,6 +119,8 @@ class Trainer:
         num_epochs: total epochs (a resumed run continues to this number).
         epoch_length: iterations per epoch (required when the loader's sampler is endless).
         target_type: 'psa' (default) or 'msa'.
+        confidence_power: weight the clustering losses' T-F bins by the targets' dominance to
+            this power (None, the default: magnitude weights only); see :func:`make_targets`.
         device: torch device.
         amp: None, 'bf16' or 'fp16' autocast (CUDA only; ignored with a warning on CPU).
         gin_config: operative config text stored in checkpoints.
@@ -127,8 +134,8 @@ class Trainer:
     def __init__(self, model, loss_fn, optimizer, train_loader, output_folder, *, stft: STFT,
                  sample_rate: int, source_labels, val_loader=None, val_loss_fn=None,
                  scheduler=None, handlers=(), num_epochs: int = 1, epoch_length: int | None = None,
-                 target_type: str = "psa", device="cpu", amp: str | None = None,
-                 gin_config: str = "", save_by_epoch: int | None = None, tensorboard: bool = True,
+                 target_type: str = "psa", confidence_power: float | None = None,
+                 device="cpu", amp: str | None = None, gin_config: str = "", save_by_epoch: int | None = None, tensorboard: bool = True,
                  is_main: bool = True, progress: bool = True, log_every: int = 10,
                  num_summary_examples: int = 1, unwrapped_model=None, dist_ctx=None):
         self.model = model
@@ -146,6 +153,7 @@ class Trainer:
         self.num_epochs = int(num_epochs)
         self.epoch_length = int(epoch_length or len(train_loader))
         self.target_type = target_type
+        self.confidence_power = confidence_power
         self.device = torch.device(device)
         self.gin_config = gin_config
         self.save_by_epoch = save_by_epoch
@@ -199,7 +207,8 @@ class Trainer:
         mix, sources = fold_channels(batch)
         mix = mix.to(self.device, non_blocking=True).float()
         sources = sources.to(self.device, non_blocking=True).float()
-        targets = make_targets(self.stft, mix, sources, self.target_type)
+        targets = make_targets(self.stft, mix, sources, self.target_type,
+                               confidence_power=self.confidence_power)
         with self._autocast():
             output = self.model(targets["mix_magnitude"])
         output = {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v

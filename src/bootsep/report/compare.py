@@ -55,8 +55,13 @@ def system_means(run_dir: str | Path, sources: Sequence[str] | None = None) -> t
 
 def compare(systems: Mapping[str, str | Path], output: str | Path,
             sources: Sequence[str] = ("vocals", "accompaniment"), separated=None,
-            measure: str = "combined", title: str | None = None) -> dict:
-    """Build the comparison (module docstring); returns ``{'table', 'json', 'md', 'png'}``."""
+            measure: str = "combined", title: str | None = None,
+            cut_percentile: float | None = None) -> dict:
+    """Build the comparison (module docstring); returns ``{'table', 'json', 'md', 'png'}``.
+
+    ``cut_percentile`` (e.g. 20 for organize's ``above_q2``) marks that confidence percentile on
+    the plot and reports the teacher's mean quality of the segments above and below it.
+    """
     from .plots import spearman
 
     output = Path(output)
@@ -95,15 +100,30 @@ def compare(systems: Mapping[str, str | Path], output: str | Path,
         col = "vocals/SI-SDR" if "vocals/SI-SDR" in df.columns else next(
             (c for c in df.columns if c.endswith("/SI-SDR")), None)
         if col is not None:
+            cut, kept = None, None
+            if cut_percentile is not None:   # organize's own selection (p_min < percentile)
+                from ..bootstrap.organize import select_segments
+
+                chosen = set(select_segments(df, float(cut_percentile), 100.0)["segment"])
+                kept = df["segment"].isin(chosen)
+                if kept.any():
+                    cut = float(df.loc[kept, "confidence"].min())
             png = output / "confidence_vs_sisdr.png"
             plot_scatter(df["confidence"], df[col], png, xlabel=f"confidence ({measure})",
                          ylabel=f"{col} (dB)",
-                         title="Teacher's confidence vs quality per training segment")
+                         title="Teacher's confidence vs quality per training segment",
+                         vline=cut, vline_label=None if cut is None else
+                         f"kept: above the {cut_percentile:g}th percentile")
             rho, p, n = spearman(df["confidence"], df[col])
             result["png"] = png
             lines += ["", f"Confidence ({measure}) against {col} of the teacher's separations of "
                       f"{n} training segments: Spearman rho = {rho:.2f} (p = {p:.2g}); "
                       f"plot: {png.name}"]
+            if kept is not None:
+                lines += [f"Segments above the {cut_percentile:g}th confidence percentile "
+                          f"({int(kept.sum())}): teacher's mean {col} "
+                          f"{_fmt(float(df.loc[kept, col].mean()))} dB; below it "
+                          f"({int((~kept).sum())}): {_fmt(float(df.loc[~kept, col].mean()))} dB."]
     atomic_write_text(result["md"], "\n".join(lines) + "\n")
     result["text"] = "\n".join(lines)
     return result
@@ -124,6 +144,8 @@ def main(argv=None) -> int:
     p.add_argument("--separated", nargs="*", default=None,
                    help="separate output folder(s) for the confidence-vs-SI-SDR plot")
     p.add_argument("--measure", default="combined", help="confidence measure of the plot")
+    p.add_argument("--cut-percentile", type=float, default=None,
+                   help="mark this confidence percentile (the selection) on the plot")
     p.add_argument("--title", default=None)
     args = p.parse_args(argv)
     try:
@@ -136,7 +158,7 @@ def main(argv=None) -> int:
         if not systems:
             systems = {k: str(Path(args.output) / k) for k in DEFAULT_SYSTEMS}
         res = compare(systems, args.output, args.sources, args.separated or None, args.measure,
-                      args.title)
+                      args.title, args.cut_percentile)
     except UserError as e:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2

@@ -128,7 +128,8 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, int]
 
 
 def plot_scatter(x: Sequence[float], y: Sequence[float], path: str | os.PathLike,
-                 xlabel: str = "x", ylabel: str = "y", title: str | None = None) -> Path:
+                 xlabel: str = "x", ylabel: str = "y", title: str | None = None,
+                 vline: float | None = None, vline_label: str | None = None) -> Path:
     """Scatter of ``y`` against ``x`` annotated with Spearman's rho, its p-value and n.
 
     Used e.g. for confidence vs SI-SDR. Pairs with a NaN/inf on either side are dropped.
@@ -137,6 +138,8 @@ def plot_scatter(x: Sequence[float], y: Sequence[float], path: str | os.PathLike
         x, y: equal-length sequences of numbers.
         path: output PNG path (written atomically).
         xlabel, ylabel, title: axis labels and optional title.
+        vline, vline_label: optional vertical line at ``x = vline`` (e.g. a selection cut)
+            and its legend label.
 
     Returns:
         ``Path(path)``.
@@ -154,6 +157,10 @@ def plot_scatter(x: Sequence[float], y: Sequence[float], path: str | os.PathLike
             else f"Spearman rho = n/a (n = {n})")
     ax.text(0.02, 0.98, text, transform=ax.transAxes, ha="left", va="top", fontsize=9,
             bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.8, "edgecolor": "0.7"})
+    if vline is not None and math.isfinite(vline):
+        ax.axvline(vline, color="tab:red", linestyle="--", linewidth=1.2, label=vline_label)
+        if vline_label:
+            ax.legend(loc="lower right", fontsize=8)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
