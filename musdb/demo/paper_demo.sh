@@ -17,6 +17,8 @@
 # done. The supervised model trains in the background while steps 1-4 run, each process on one
 # BLAS thread (OMP_NUM_THREADS=1 unless set), so the two trainings share two cores.
 # The last line printed is the path of the comparison table, runs/demo/comparison.md.
+# BOOTSEP_DEMO_EXTRA_CONFIG=FILE.gin is parsed after the configs of every step (e.g. to shrink
+# the whole experiment for a smoke test).
 set -eu
 
 PY=${PY:-.venv/bin/python}
@@ -29,30 +31,31 @@ B=musdb/demo/bootstrap
 DATA="$D/env.gin $D/data.gin"
 # the teacher: the paper's primitive ensemble (2DFT-R x3, 2DFT-M x1, pitch x2, HPSS x1)
 ENSEMBLE=${ENSEMBLE:-musdb/exp/primitives/primitive_clustering_reference.gin}
+X=${BOOTSEP_DEMO_EXTRA_CONFIG:-}
 
-"$PY" main.py prepare -c $D/env.gin $D/prepare.gin
-"$PY" main.py prepare -c $B/paths.gin $B/unlabelled.gin
+"$PY" main.py prepare -c $D/env.gin $D/prepare.gin $X
+"$PY" main.py prepare -c $B/paths.gin $B/unlabelled.gin $X
 
 mkdir -p "$RUNS/supervised"
 echo "training the supervised model in the background (log: $RUNS/supervised/train.out)"
-"$PY" main.py train -c $DATA $B/model.gin $B/supervised.gin -o "$RUNS/supervised" \
+"$PY" main.py train -c $DATA $B/model.gin $B/supervised.gin $X -o "$RUNS/supervised" \
     > "$RUNS/supervised/train.out" 2>&1 &
 SUPERVISED=$!
 trap 'kill $SUPERVISED 2>/dev/null || true' EXIT INT TERM
 
 echo "== 1. the primitive ensemble on the test songs"
-"$PY" main.py evaluate -c $DATA $ENSEMBLE -o "$RUNS/ensemble" -b "evaluate.progress = False"
+"$PY" main.py evaluate -c $DATA $ENSEMBLE $X -o "$RUNS/ensemble" -b "evaluate.progress = False"
 
 echo "== 2. separate the training and unlabelled mixtures with the ensemble"
-"$PY" main.py separate -c $DATA $ENSEMBLE $B/paths.gin $B/separate.gin \
+"$PY" main.py separate -c $DATA $ENSEMBLE $B/paths.gin $B/separate.gin $X \
     --output "$RUNS/separated"
 
 echo "== 3. organize: the top 80 % by confidence"
-"$PY" main.py organize -c $B/paths.gin $B/organize.gin \
+"$PY" main.py organize -c $B/paths.gin $B/organize.gin $X \
     --output "$RUNS/bootstrap_data/above_q2" --force
 
 echo "== 4. train the student on the ensemble's confident separations, then evaluate it"
-"$PY" main.py all -c $DATA $B/paths.gin $B/model.gin $B/bootstrapped.gin -o "$RUNS/bootstrapped"
+"$PY" main.py all -c $DATA $B/paths.gin $B/model.gin $B/bootstrapped.gin $X -o "$RUNS/bootstrapped"
 
 echo "== 5. the supervised model (same model and budget, ground-truth stems)"
 if ! wait $SUPERVISED; then
@@ -60,7 +63,7 @@ if ! wait $SUPERVISED; then
     exit 1
 fi
 trap - EXIT INT TERM
-"$PY" main.py evaluate -c $DATA $B/model.gin $B/supervised.gin -o "$RUNS/supervised"
+"$PY" main.py evaluate -c $DATA $B/model.gin $B/supervised.gin $X -o "$RUNS/supervised"
 
 echo "== 6. comparison"
 "$PY" -m bootsep.report.compare --output "$RUNS" --separated "$RUNS/separated" \

@@ -200,3 +200,20 @@ def test_uses_cache_folder(tmp_path, tagged_root):
     for i in range(5):
         assert torch.equal(ds[i]["mix"], ref[i]["mix"])
     assert len(list((tmp_path / "cache").glob("*.npy"))) > 0
+
+
+def test_songs_selects_a_subset_by_name_or_count(tagged_root):
+    one = StemFolderDataset(tagged_root, "train", songs=["song03"])
+    assert one.songs == ["song03"] and len(one) == 1
+    assert _decode_item(one[0]) == [(3, 0), (3, 0)]
+    assert StemFolderDataset(tagged_root, "train", songs=["song04", "song01"]).songs == [
+        "song01", "song04"]
+    assert StemFolderDataset(tagged_root, "train", songs=2).songs == ["song00", "song01"]
+    # excerpts and remixing then only ever draw from the kept song
+    ex = StemFolderDataset(tagged_root, "train", songs=["song03"], excerpt_seconds=0.25,
+                           num_items=8, remix=Remixer(balance=1.0))
+    assert {_decode_item(ex[i])[0][0] for i in range(8)} == {3}
+    with pytest.raises(UserError, match=r"songs \['nope'\] not found"):
+        StemFolderDataset(tagged_root, "train", songs=["nope"])
+    with pytest.raises(UserError, match="songs must be"):
+        StemFolderDataset(tagged_root, "train", songs=0)

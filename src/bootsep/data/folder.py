@@ -13,6 +13,7 @@ and the song layout otherwise; pass ``layout`` explicitly for anything ambiguous
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,23 @@ def _find_audio(folder: Path, stem: str) -> Path | None:
     return None
 
 
+def _select_songs(found: list[str], files: list, songs, split_dir: Path):
+    """The songs of ``found`` named in ``songs`` (names, or an int N: the first N)."""
+    if isinstance(songs, bool) or not isinstance(songs, (int, list, tuple)):
+        raise UserError(f"songs must be a list of song names or a number, got {songs!r}")
+    if isinstance(songs, int):
+        if songs < 1:
+            raise UserError(f"songs must be >= 1, got {songs}")
+        return found[:songs], files[:songs]
+    index = {name: i for i, name in enumerate(found)}
+    missing = [str(n) for n in songs if str(n) not in index]
+    if missing:
+        raise UserError(f"songs {missing} not found in {split_dir} (it has {len(found)} songs, "
+                        f"e.g. {found[:3]}); fix StemFolderDataset.songs")
+    keep = sorted({index[str(n)] for n in songs})
+    return [found[i] for i in keep], [files[i] for i in keep]
+
+
 class StemFolderDataset(Dataset):
     """Mixtures and sources from a folder of stems, as full songs or random excerpts.
 
@@ -78,6 +96,8 @@ class StemFolderDataset(Dataset):
         cache: an :class:`~bootsep.data.cache.AudioCache` or its folder (default None: decode
             from the files each time).
         min_seconds: drop songs shorter than this (default None: keep all).
+        songs: keep only these songs: a list of song names, or an int N for the first N in
+            sorted order (default None: all). E.g. one song for fine-tuning on little data.
         layout: ``'auto'`` (default), ``'song'`` or ``'stem'``.
         silence_db: excerpts whose mixture RMS is below this (dBFS) are redrawn (default -60).
         max_retries: redraws for near-silent excerpts (default 5); the loudest draw is kept.
@@ -104,7 +124,8 @@ class StemFolderDataset(Dataset):
                  seed: int = 0, remix: Remixer | None = None,
                  cache: AudioCache | str | os.PathLike | None = None,
                  min_seconds: float | None = None, layout: str = "auto",
-                 silence_db: float = -60.0, max_retries: int = 5):
+                 silence_db: float = -60.0, max_retries: int = 5,
+                 songs: Sequence[str] | int | None = None):
         self.root = Path(root)
         self.split = str(split)
         self.sources = tuple(sources)
@@ -140,12 +161,14 @@ class StemFolderDataset(Dataset):
             wanted.update(DERIVED.get(name, ()))
         self.layout = detect_layout(split_dir, wanted) if layout == "auto" else layout
 
-        songs, files = self._scan(split_dir)
+        found, files = self._scan(split_dir)
+        if songs is not None:
+            found, files = _select_songs(found, files, songs, split_dir)
         self._songs: list[str] = []
         self._files: list[dict[str, tuple[Path, ...]]] = []
         self._lengths: list[int] = []
         self._channels: list[int] = []
-        for song, f in zip(songs, files):
+        for song, f in zip(found, files):
             length, channels = self._probe(song, f)
             if min_seconds is not None and length < min_seconds * self.sample_rate:
                 continue
