@@ -8,7 +8,7 @@
 #      (stems only score the segments for the confidence-vs-quality plot: nothing below trains
 #      or selects on them);
 #   3. `organize` keeps the top 80 % of the segments by confidence (above_q2);
-#   4. a small mask-inference BLSTM (the student) trains on those estimates alone;
+#   4. a small Open-Unmix-style BLSTM mask model (the student) trains on those estimates alone;
 #   5. the same model, same budget, trains on the ground-truth stems (the upper bound);
 #   6. one table compares mixture / ensemble / bootstrapped / supervised on the test songs.
 #
