@@ -8,13 +8,18 @@ process and records that process's peak resident memory (``ru_maxrss``). Bounded
 the peak does not grow with the recording's length: ``peak_rss_growth_mb`` is the 10-minute
 peak minus the 2-minute peak.
 
+File mode (``separate --input FILE``, the everyday path) is measured on the same recordings:
+files longer than ``separate.window_seconds`` (120 s) are separated in cross-faded windows, so
+its peak should not grow with length either (``file_peak_rss_growth_mb``).
+
 Then the kill test: a fresh ``separate`` over the longest recording is SIGKILLed once
 ``--kill-after`` segments are finished, and the same command is run again. The rerun must
 report the finished segments as done before and leave their files untouched
 (``resume_redone`` counts finished result files whose modification time changed; it must be 0).
 
 Prints one JSON object as its last line. Everything is written under ``--workdir`` (default a
-new temporary folder, removed at the end unless ``--keep``).
+new temporary folder, removed at the end unless ``--keep``); recordings already there are
+reused, every output goes to a new folder.
 """
 
 from __future__ import annotations
@@ -77,14 +82,20 @@ def separate_cmd(folder: Path, out: Path) -> list[str]:
     return cmd
 
 
+def file_cmd(wav: Path, out: Path) -> list[str]:
+    cmd = [sys.executable, str(ROOT / "main.py"), "separate", "-c", *CONFIGS,
+           "-b", "separate.progress = False", "--input", str(wav), "--output", str(out)]
+    return cmd
+
+
 def env() -> dict:
     e = dict(os.environ)
     e.setdefault("OMP_NUM_THREADS", "1")
     return e
 
 
-def measure(folder: Path, out: Path) -> dict:
-    cmd = [sys.executable, "-c", _MEASURE, *separate_cmd(folder, out)]
+def _peak(cmd: list[str], what: str) -> dict:
+    cmd = [sys.executable, "-c", _MEASURE, *cmd]
     res = subprocess.run(cmd, cwd=ROOT, env=env(), capture_output=True, text=True)
     last = res.stdout.strip().splitlines()[-1] if res.stdout.strip() else ""
     try:
@@ -92,10 +103,18 @@ def measure(folder: Path, out: Path) -> dict:
     except json.JSONDecodeError:
         stats = {"rc": res.returncode}
     if stats.get("rc") != 0:
-        sys.exit(f"error: separate failed on {folder}:\n{res.stderr[-3000:]}")
+        sys.exit(f"error: separate failed on {what}:\n{res.stderr[-3000:]}")
+    return stats
+
+
+def measure(folder: Path, out: Path) -> dict:
+    stats = _peak(separate_cmd(folder, out), str(folder))
     manifest = json.loads((out / "separate.json").read_text())
+    fstats = _peak(file_cmd(folder / "recording.wav", out.with_name(out.name + "_file")),
+                   str(folder / "recording.wav"))
     return {"peak_rss_mb": stats["maxrss_kb"] / 1024.0, "wall_s": stats["wall_s"],
-            "segments": manifest["segments"]}
+            "segments": manifest["segments"], "file_peak_rss_mb": fstats["maxrss_kb"] / 1024.0,
+            "file_wall_s": fstats["wall_s"]}
 
 
 def kill_and_resume(folder: Path, out: Path, kill_after: int) -> dict:
@@ -139,15 +158,19 @@ def main() -> int:
             wav = folder / "recording.wav"
             if not wav.exists():
                 write_recording(wav, minutes)
-            m = measure(folder, work / f"out_{tag}")
+            m = measure(folder, Path(tempfile.mkdtemp(prefix=f"out_{tag}_", dir=work)))
             print(f"{tag}: {m['segments']} segments, peak RSS {m['peak_rss_mb']:.0f} MB, "
-                  f"{m['wall_s']:.1f} s", flush=True)
+                  f"{m['wall_s']:.1f} s; file mode {m['file_peak_rss_mb']:.0f} MB, "
+                  f"{m['file_wall_s']:.1f} s", flush=True)
             out[tag] = m
         peaks = [out[f"{m:g}min"]["peak_rss_mb"] for m in args.minutes]
         out["peak_rss_growth_mb"] = peaks[-1] - peaks[0]
+        fpeaks = [out[f"{m:g}min"]["file_peak_rss_mb"] for m in args.minutes]
+        out["file_peak_rss_growth_mb"] = fpeaks[-1] - fpeaks[0]
         if args.kill_after > 0:
             longest = work / f"{args.minutes[-1]:g}min"
-            kr = kill_and_resume(longest, work / "out_kill", args.kill_after)
+            kr = kill_and_resume(longest, Path(tempfile.mkdtemp(prefix="out_kill_", dir=work)),
+                                 args.kill_after)
             print(f"killed after {kr['killed_after']} segments; the rerun found "
                   f"{kr['resume_done_before']} done, separated {kr['resume_separated']}, "
                   f"redid {kr['resume_redone']}", flush=True)

@@ -12,6 +12,7 @@ import torch
 from bootsep.bootstrap.segments import find_recordings, plan_segments, read_segment
 from bootsep.bootstrap.separate import (
     DEFAULT_CONFIDENCE,
+    file_windows,
     separate_files,
     separate_segments,
 )
@@ -176,3 +177,51 @@ def test_file_mode_errors(tmp_path):
     with pytest.raises(UserError, match="--output"):
         separate_files(sep, [other], None)
     assert sep.calls == 0
+
+
+@pytest.mark.parametrize("frames", [1, 99, 100, 101, 150, 189, 190, 191, 235, 236, 1000])
+def test_file_windows_cover_the_file_with_exact_overlaps(frames):
+    window, overlap = 100, 10
+    b = file_windows(frames, window, overlap)
+    assert b[0][0] == 0 and b[-1][1] == frames
+    if frames <= window:
+        assert b == [(0, frames)]
+        return
+    for (s0, e0), (s1, e1) in zip(b, b[1:]):
+        assert e0 - s1 == overlap and s1 > s0 and e1 > e0
+    assert all(window // 2 <= e - s <= window + window // 2 for s, e in b)
+    with pytest.raises(UserError, match="overlap"):
+        file_windows(frames, 100, 50)
+
+
+class _Swapping(SoftBandSeparator):
+    """Its source order flips on every call, as a k-means separator's may."""
+
+    arbitrary_order = True
+
+    def separate(self, mix, sources=None, with_features=False):
+        out = super().separate(mix, sources, with_features)
+        if self.calls % 2 == 0:
+            out.estimates = out.estimates.flip(0)
+        return out
+
+
+@pytest.mark.parametrize("sep_class", [SoftBandSeparator, _Swapping])
+def test_windowed_file_mode_matches_whole_files(tmp_path, sep_class):
+    n = 5 * SR + 123
+    voc, acc = tone_song(n, SR, channels=2)
+    voc = voc * np.linspace(0.2, 1.0, n, dtype=np.float32)      # no two windows alike
+    src = write_wav(tmp_path / "song.wav", voc + acc, SR)
+    separate_files(SoftBandSeparator(SR), [src], tmp_path / "whole", progress=False,
+                   window_seconds=None)
+    sep = sep_class(SR)
+    summary = separate_files(sep, [src], tmp_path / "win", progress=False, window_seconds=1.5,
+                             overlap_seconds=0.25)
+    assert sep.calls == len(file_windows(n, int(1.5 * SR), int(0.25 * SR))) == 4
+    assert summary["window_seconds"] == 1.5
+    for label in ("vocals", "accompaniment"):
+        whole, _ = sf.read(str(tmp_path / "whole" / f"{label}.wav"), always_2d=True)
+        win, _ = sf.read(str(tmp_path / "win" / f"{label}.wav"), always_2d=True)
+        assert win.shape == whole.shape == (n, 2)
+        for c in range(2):
+            assert _si_sdr(win[:, c], whole[:, c]) > 40

@@ -65,6 +65,7 @@ def separate(separator=None, inputs: Sequence[str] | None = None, output: str | 
              threshold_percentile: float = 99.0, min_loudness: float | None = -40.0,
              mono: bool = False, num_workers: int = 2, batch_size: int | None = None,
              max_segments: int | None = None, subtype: str = "FLOAT", resample: bool = True,
+             window_seconds: float | None = 120.0, overlap_seconds: float = 4.0,
              seed: int = 0, progress: bool = True) -> dict:
     """Separate files (``inputs``) or segments of ``folders`` (module docstring).
 
@@ -91,6 +92,9 @@ def separate(separator=None, inputs: Sequence[str] | None = None, output: str | 
         max_segments: separate at most this many (new) segments (default all).
         subtype: WAV subtype of the estimates (default ``'FLOAT'``).
         resample: file mode: resample inputs at another rate (default True; False refuses).
+        window_seconds, overlap_seconds: file mode: files longer than the window (default
+            120 s; None = whole files) are separated in windows sharing the overlap (default
+            4 s), cross-faded, so memory stays bounded.
         seed: seeds the confidence measures.
         progress: progress bar.
     """
@@ -101,7 +105,8 @@ def separate(separator=None, inputs: Sequence[str] | None = None, output: str | 
     sep = resolve_separator(separator)
     if inputs:
         return separate_files(sep, inputs, output, resample=resample, subtype=subtype,
-                              progress=progress)
+                              progress=progress, window_seconds=window_seconds,
+                              overlap_seconds=overlap_seconds)
     dest = output or output_folder()
     if dest is None:
         raise UserError("separate needs a destination: --output DIR (or separate.output, or -o RUN)")
