@@ -101,9 +101,20 @@ def test_resume_after_a_crash_redoes_nothing_finished(songs, tmp_path):
     third = SoftBandSeparator(SR)
     separate_segments(third, segs, out, min_loudness=None, progress=False)
     assert third.calls == 0
-    # other settings into the same folder are refused
+    # other settings into the same folder are refused: a flag, or the separator's own settings
     with pytest.raises(UserError, match="mono: False -> True"):
         separate_segments(third, segs, out, mono=True, progress=False, min_loudness=None)
+    with pytest.raises(UserError, match="separator_fingerprint: '[0-9a-f]{12}' -> '[0-9a-f]{12}'"):
+        separate_segments(SoftBandSeparator(SR, cutoff_hz=2000.0), segs, out, progress=False,
+                          min_loudness=None)
+    rec = json.loads(next((out / "results").glob("*.json")).read_text())
+    summary = json.loads((out / "separate.json").read_text())
+    assert rec["metadata"]["separator_fingerprint"] == summary["separator_fingerprint"]
+    assert summary["separator_config"]["cutoff_hz"] == 1000.0
+    del summary["settings"]["separator_fingerprint"]          # as written by an older bootsep
+    (out / "separate.json").write_text(json.dumps(summary))
+    with pytest.raises(UserError, match="older bootsep"):
+        separate_segments(third, segs, out, progress=False, min_loudness=None)
 
 
 def test_batched_segments_equal_single_segments(songs, tmp_path):

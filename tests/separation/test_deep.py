@@ -261,7 +261,7 @@ def test_clustering_oracle_recovers_sources_and_is_deterministic():
     # the fit subsample does not depend on chunking (ranks over loud bins, time-major)
     big = DeepClusteringSeparator(model, sample_rate=SR, stft=STFT_SMALL, chunk_frames=5000)
     big.masks(X)
-    torch.testing.assert_close(big.cluster_centers, sep.cluster_centers, rtol=0, atol=1e-6)
+    torch.testing.assert_close(big.cluster_centers_, sep.cluster_centers_, rtol=0, atol=1e-6)
 
 
 def test_clustering_with_features_runs_model_once():

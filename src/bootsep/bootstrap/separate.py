@@ -177,7 +177,11 @@ def _align(labels: Sequence[str], references: Sequence[str]) -> tuple[list[int],
 
 
 def separator_info(separator) -> dict:
+    from ..separation.base import describe, fingerprint
+
     return {"separator": type(separator).__name__,
+            "separator_fingerprint": fingerprint(separator),
+            "separator_config": describe(separator),
             "checkpoint": getattr(separator, "checkpoint_path", None),
             "checkpoint_epoch": getattr(separator, "checkpoint_epoch", None),
             "sample_rate": int(separator.sample_rate),
@@ -248,7 +252,8 @@ def _write_segment(out: Path, seg: Segment, labels: list[str], estimates: np.nda
             "offset": seg.offset, "duration": seg.duration, "start": seg.start, "stop": seg.stop,
             "sample_rate": seg.sample_rate, "channels": int(mix.shape[0]),
             "loudness_lufs": _finite(loudness), "estimate_paths": est_paths,
-            "separator": info["separator"], "checkpoint": info["checkpoint"]}
+            "separator": info["separator"], "checkpoint": info["checkpoint"],
+            "separator_fingerprint": info["separator_fingerprint"]}
     record = {"item": seg.name, "sources": sources, "confidence": conf}
     if perm is not None:
         record["permutation"] = perm
@@ -314,7 +319,8 @@ def separate_segments(separator, segments: Sequence[Segment], output: str | os.P
     info = separator_info(separator)
     settings = dict(settings or {})
     settings.update({"sample_rate": info["sample_rate"], "mono": bool(mono),
-                     "separator": info["separator"], "checkpoint": info["checkpoint"]})
+                     "separator": info["separator"], "checkpoint": info["checkpoint"],
+                     "separator_fingerprint": info["separator_fingerprint"]})
     summary_path = out / "separate.json"
     if summary_path.is_file():
         import json
@@ -323,11 +329,16 @@ def separate_segments(separator, segments: Sequence[Segment], output: str | os.P
             old = json.loads(summary_path.read_text()).get("settings", {})
         except (OSError, ValueError):
             old = {}
+        if old and "separator_fingerprint" not in old:
+            raise UserError(f"{out} holds separations from an older bootsep that did not record "
+                            "the separator's settings, so resuming could mix two separators; "
+                            "write to another --output folder or delete that one")
         diff = {k: (old.get(k), v) for k, v in settings.items() if k in old and old[k] != v}
         if diff:
             raise UserError(f"{out} holds separations made with other settings "
-                            f"({', '.join(f'{k}: {a!r} -> {b!r}' for k, (a, b) in diff.items())});"
-                            " write to another --output folder or delete that one")
+                            f"({', '.join(f'{k}: {a!r} -> {b!r}' for k, (a, b) in diff.items())};"
+                            f" its separate.json records the old separator_config); write to "
+                            "another --output folder or delete that one")
     if batch_size > 1 and not batch_safe(separator):
         log.warning("%s cannot batch segments; using batch_size 1", type(separator).__name__)
         batch_size = 1

@@ -14,6 +14,8 @@ Shapes:
 
 from __future__ import annotations
 
+import inspect
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -110,3 +112,53 @@ class Separator:
         return Separation(estimates=est.transpose(0, 1).contiguous().cpu(), labels=self.source_labels,
                           masks=m.cpu(), features=None if feats is None else feats.cpu(),
                           mix_magnitude=X.abs().cpu())
+
+
+def describe(obj, depth: int = 0):
+    """A JSON-able description of a separator's settings, for provenance and for telling two
+    separators apart (e.g. ensembles that differ only in their weights).
+
+    Public attributes are walked recursively (nested separators, lists, dicts); STFTs give
+    their parameters, small tensors their values, large tensors their shape and sum, models
+    (``torch.nn.Module``) their class only (a checkpoint path identifies the weights). Left
+    out: the device, private attributes (``_x``) and fitted state (``x_``, scikit-learn's
+    convention, e.g. the cluster centres of the last call), so the description is the same
+    before and after any number of calls.
+    """
+    if obj is None or isinstance(obj, (bool, int, str)):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else str(obj)
+    if depth > 6:
+        return type(obj).__name__
+    if isinstance(obj, (list, tuple)):
+        return [describe(x, depth + 1) for x in obj]
+    if isinstance(obj, dict):
+        return {str(k): describe(v, depth + 1) for k, v in obj.items()}
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu()
+        if t.numel() <= 64:
+            return t.double().tolist()
+        return {"shape": list(t.shape), "sum": float(t.double().sum())}
+    if isinstance(obj, torch.nn.Module):
+        return {"class": type(obj).__name__}
+    params = getattr(obj, "params", None)
+    if params is not None and hasattr(params, "to_dict"):
+        return {"class": type(obj).__name__, **params.to_dict()}
+    if hasattr(obj, "__dict__"):
+        out = {"class": type(obj).__name__}
+        for k, v in vars(obj).items():
+            if (not k.startswith("_") and not k.endswith("_") and k != "device"
+                    and not inspect.isroutine(v)):
+                out[k] = describe(v, depth + 1)
+        return out
+    return repr(obj)
+
+
+def fingerprint(obj) -> str:
+    """12 hex digits identifying :func:`describe` ``(obj)``."""
+    import hashlib
+    import json
+
+    text = json.dumps(describe(obj), sort_keys=True, default=str)
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]

@@ -243,7 +243,7 @@ class DeepClusteringSeparator(_ChunkedModelSeparator):
             bytes (default 256 MiB).
 
     :meth:`features` returns the embedding ``(batch, time, freq, dim)``. The fitted centres of
-    the last call are in ``self.cluster_centers`` ``(num_sources, dim)`` and in
+    the last call are in ``self.cluster_centers_`` ``(num_sources, dim)`` and in
     ``Separation.extra['cluster_centers']``.
     """
 
@@ -282,7 +282,7 @@ class DeepClusteringSeparator(_ChunkedModelSeparator):
         self.kmeans_init, self.n_init = kmeans_init, int(n_init)
         self.mask_type, self.soft_beta = mask_type, float(soft_beta)
         self.cache_bytes = int(cache_bytes)
-        self.cluster_centers: torch.Tensor | None = None
+        self.cluster_centers_: torch.Tensor | None = None
 
     # ------------------------------------------------------------------ helpers
     def loud_bins(self, mag: torch.Tensor) -> torch.Tensor:
@@ -349,7 +349,7 @@ class DeepClusteringSeparator(_ChunkedModelSeparator):
             if keep:
                 kept.append(emb)
         centers = self._fit(torch.cat(samples, dim=0))
-        self.cluster_centers = centers.cpu()
+        self.cluster_centers_ = centers.cpu()
         if keep:
             embedding = torch.cat(kept, dim=1)
             if self._want_features:
@@ -365,7 +365,7 @@ class DeepClusteringSeparator(_ChunkedModelSeparator):
         return cached if cached is not None else self._full(mix_spec.abs(), "embedding")
 
     def _extra(self) -> dict:
-        return {} if self.cluster_centers is None else {"cluster_centers": self.cluster_centers}
+        return {} if self.cluster_centers_ is None else {"cluster_centers": self.cluster_centers_}
 
 
 def load_separator(checkpoint: str | os.PathLike | dict, kind: str = "auto",
