@@ -260,6 +260,38 @@ def _finish_item(run: Path, name: str, labels, estimates, references, mixture, c
     return name
 
 
+#: what an evaluation leaves in its run folder (moved together when it goes stale)
+EVALUATION_OUTPUTS = ("results", "estimates", "evaluation.json", "report_card.txt", "metrics.csv",
+                      "metrics.png", "report.html")
+
+
+def _archive_stale_evaluation(run: Path, fp: str, epoch=None) -> None:
+    """Move the outputs of an evaluation by another separator to previous_evaluations/."""
+    import json
+
+    results = run / "results"
+    if not (results.is_dir() and any(results.glob("*.json"))):
+        return
+    try:
+        old = json.loads((run / "evaluation.json").read_text())
+    except (OSError, ValueError):
+        old = {}
+    old_fp = old.get("separator_fingerprint")
+    if old_fp == fp:
+        return
+    base = run / "previous_evaluations"
+    base.mkdir(exist_ok=True)
+    n = 1 + sum(1 for _ in base.iterdir())
+    dest = base / f"{n}_{old_fp or 'unrecorded'}"
+    dest.mkdir()
+    for name in EVALUATION_OUTPUTS:
+        if (run / name).exists():
+            os.replace(run / name, dest / name)
+    log.warning("the results in %s came from another separator or checkpoint (%s, epoch %s; now "
+                "%s, epoch %s): moved them to %s and evaluating again", run, old_fp,
+                old.get("checkpoint_epoch"), fp, epoch, dest)
+
+
 @gin.configurable
 def evaluate(separator=gin.REQUIRED, dataset=None, output_folder: str | None = None,
              num_workers: int = 2, compute_permutation: bool | None = None, save_audio: bool = True,
@@ -269,8 +301,16 @@ def evaluate(separator=gin.REQUIRED, dataset=None, output_folder: str | None = N
     Separation runs in this process (on the GPU when present) while a thread pool scores items
     and writes results. With ``compute_permutation=None`` a permutation search is used only when
     the separator's source labels differ from the dataset's.
+
+    Existing results are resumed only when they came from the same separator (its
+    :func:`~bootsep.separation.base.fingerprint`: settings, checkpoint path and epoch, recorded
+    in ``evaluation.json``). Otherwise (e.g. training went on to more epochs) they are moved,
+    with their report, to ``previous_evaluations/<n>_<fingerprint>/`` and the test set is
+    evaluated again: a report never mixes two models, and nothing is deleted.
     """
     from tqdm import tqdm
+
+    from ..separation.base import describe, fingerprint
 
     run = run_dir(output_folder)
     if callable(separator) and not hasattr(separator, "separate"):
@@ -281,6 +321,8 @@ def evaluate(separator=gin.REQUIRED, dataset=None, output_folder: str | None = N
         compute_permutation = True  # clustering: the output order carries no label
     order, compute_perm = _align(separator.source_labels, ref_labels, compute_permutation)
     results = run / "results"
+    fp = fingerprint(separator)
+    _archive_stale_evaluation(run, fp, getattr(separator, "checkpoint_epoch", None))
     results.mkdir(parents=True, exist_ok=True)
     raw_names = ds.item_names() if hasattr(ds, "item_names") else None
     names = [safe_name(n) for n in raw_names] if raw_names is not None else None
@@ -289,9 +331,11 @@ def evaluate(separator=gin.REQUIRED, dataset=None, output_folder: str | None = N
         todo = [i for i in todo if not (results / f"{names[i]}.json").is_file()]
     if max_items is not None:
         todo = todo[:max_items]
-    info = {"separator": repr(separator), "checkpoint": getattr(separator, "checkpoint_path", None),
+    info = {"separator": type(separator).__name__, "separator_fingerprint": fp,
+            "checkpoint": getattr(separator, "checkpoint_path", None),
             "checkpoint_epoch": getattr(separator, "checkpoint_epoch", None),
-            "dataset": repr(ds), "compute_permutation": compute_perm, "items": len(ds)}
+            "dataset": repr(ds), "compute_permutation": compute_perm, "items": len(ds),
+            "separator_config": describe(separator)}
     atomic_write_json(run / "evaluation.json", info)
     if not todo:
         log.info("all %d items already evaluated in %s", len(ds), results)

@@ -1,0 +1,38 @@
+"""`evaluate` resumes only results of the same separator; stale ones are moved aside, kept."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import run_main
+
+
+def test_more_training_then_all_again_re_evaluates_and_keeps_the_old_results(tmp_path,
+                                                                              write_config):
+    run = tmp_path / "run"
+    cfg = write_config(**{"train.num_epochs": 1, "train.epoch_length": 2})
+    r = run_main(["all", "-c", cfg, "-o", run])
+    assert r.returncode == 0, r.stderr[-2000:]
+    first = json.loads((run / "evaluation.json").read_text())
+    assert first["checkpoint_epoch"] == 1 and len(first["separator_fingerprint"]) == 12
+    old_results = {p.name: p.read_text() for p in (run / "results").glob("*.json")}
+    assert len(old_results) == 2
+
+    # the same command again: nothing to redo, the results stay
+    r = run_main(["evaluate", "-c", cfg, "-o", run])
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert not (run / "previous_evaluations").exists()
+
+    # training goes on to epoch 2: the epoch-1 results must not be reported as epoch 2's
+    more = write_config("more.gin", **{"train.num_epochs": 2, "train.epoch_length": 2})
+    r = run_main(["all", "-c", more, "-o", run])
+    assert r.returncode == 0, r.stderr[-2000:]
+    second = json.loads((run / "evaluation.json").read_text())
+    assert second["checkpoint_epoch"] == 2
+    assert second["separator_fingerprint"] != first["separator_fingerprint"]
+    kept = run / "previous_evaluations" / f"1_{first['separator_fingerprint']}"
+    assert {p.name: p.read_text() for p in (kept / "results").glob("*.json")} == old_results
+    assert (kept / "report_card.txt").is_file() and (kept / "evaluation.json").is_file()
+    assert len(list((run / "results").glob("*.json"))) == 2
+    assert (run / "report_card.txt").is_file()
+    assert "moved them to" in r.stdout + r.stderr
