@@ -188,11 +188,30 @@ def train(model=gin.REQUIRED, loss_dictionary=gin.REQUIRED, optimizer=gin.REQUIR
     latest = checkpoint_path(run, "latest")
     if resume and latest.is_file():
         ckpt = load_checkpoint(latest, map_location=dev)
+        _check_same_model(latest, ckpt, net)
         trainer.load_state_dict(ckpt)
         log.info("resuming from %s (epoch %d of %d)", latest, ckpt["epoch"], num_epochs)
     history = trainer.run()
     dist.barrier(ctx)
     return history
+
+
+def _check_same_model(path: Path, ckpt: dict, net) -> None:
+    """A resumed run must build the model its checkpoint holds (class and arguments)."""
+    saved = ckpt.get("model", {})
+    now = {"class": net.class_path(), "args": net.init_args}
+    if saved.get("class") != now["class"]:
+        raise UserError(f"{path} holds a {saved.get('class')} but the config builds a "
+                        f"{now['class']}; train into another -o folder, or use the run's own "
+                        f"config ({path.parent.parent / 'config.gin'})")
+    old_args = saved.get("args", {})
+    diff = {k: (old_args[k], v) for k, v in now["args"].items()   # keys an older version
+            if k in old_args and old_args[k] != v}                   # lacked are not compared
+    if diff:
+        shown = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in list(diff.items())[:4])
+        raise UserError(f"{path} was trained with other model arguments ({shown}); resuming "
+                        "would not fit them: train into another -o folder, or restore those "
+                        "bindings")
 
 
 # ---------------------------------------------------------------------------- separators

@@ -1,4 +1,5 @@
-"""`evaluate` resumes only results of the same separator; stale ones are moved aside, kept."""
+"""Reruns over existing run folders: evaluate resumes only the same model's results (stale ones
+are moved aside, kept); train resumes only the same model."""
 
 from __future__ import annotations
 
@@ -36,3 +37,18 @@ def test_more_training_then_all_again_re_evaluates_and_keeps_the_old_results(tmp
     assert len(list((run / "results").glob("*.json"))) == 2
     assert (run / "report_card.txt").is_file()
     assert "moved them to" in r.stdout + r.stderr
+
+
+def test_resuming_with_another_model_config_is_a_clear_error(tmp_path, write_config):
+    run = tmp_path / "run"
+    cfg = write_config(**{"train.num_epochs": 1, "train.epoch_length": 1})
+    r = run_main(["train", "-c", cfg, "-o", run])
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = run_main(["train", "-c", cfg, "-o", run, "-b", "Chimera.hidden_size = 8",
+                  "-b", "train.num_epochs = 2"])
+    assert r.returncode == 2
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and "hidden_size: 16 -> 8" in err[0] and "another -o folder" in err[0]
+    r = run_main(["train", "-c", cfg, "-o", run, "-b", "train.model = @MaskInference",
+                  "-b", "MaskInference.num_features = 129"])
+    assert r.returncode == 2 and "holds a bootsep.models" in r.stderr
