@@ -580,7 +580,7 @@ def separate_files(separator, inputs: Sequence[str | os.PathLike], output: str |
         overlap = 0 if window_seconds is None else int(round(overlap_seconds * sr))
         folder = out / name if name else out
         targets = [folder / f"{label}.wav" for label in labels]
-        with contextlib.ExitStack() as stack:   # every output appears at once, or none
+        with contextlib.ExitStack() as stack:   # outputs are renamed into place only at the end
             tmps = [stack.enter_context(atomic_path(t, suffix=".wav")) for t in targets]
             writers = [stack.enter_context(sf.SoundFile(str(t), "w", sr, channels,
                                                         subtype=subtype, format="WAV"))
