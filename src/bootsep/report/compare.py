@@ -111,7 +111,7 @@ def compare(systems: Mapping[str, str | Path], output: str | Path,
             png = output / "confidence_vs_sisdr.png"
             plot_scatter(df["confidence"], df[col], png, xlabel=f"confidence ({measure})",
                          ylabel=f"{col} (dB)",
-                         title="Teacher's confidence vs quality per training segment",
+                         title="Teacher's confidence vs quality per segment",
                          vline=cut, vline_label=None if cut is None else
                          f"kept: above the {cut_percentile:g}th percentile")
             rho, p, n = spearman(df["confidence"], df[col])
