@@ -74,18 +74,18 @@ def write_recording(path: Path, minutes: float, sample_rate: int = 44100) -> Non
             f.write(st[: n - i * song])
 
 
+def _main_cmd(*args: str) -> list[str]:
+    """``python main.py separate -c CONFIGS ARGS...``"""
+    return [sys.executable, str(ROOT / "main.py"), "separate", "-c", *CONFIGS, *args]
+
+
 def separate_cmd(folder: Path, out: Path) -> list[str]:
     binds = BINDS + [f"separate.folders = '{folder}'", f"separate.output = '{out}'"]
-    cmd = [sys.executable, str(ROOT / "main.py"), "separate", "-c", *CONFIGS]
-    for b in binds:
-        cmd += ["-b", b]
-    return cmd
+    return _main_cmd(*[x for b in binds for x in ("-b", b)])
 
 
 def file_cmd(wav: Path, out: Path) -> list[str]:
-    cmd = [sys.executable, str(ROOT / "main.py"), "separate", "-c", *CONFIGS,
-           "-b", "separate.progress = False", "--input", str(wav), "--output", str(out)]
-    return cmd
+    return _main_cmd("-b", "separate.progress = False", "--input", str(wav), "--output", str(out))
 
 
 def env() -> dict:
