@@ -251,6 +251,11 @@ def main(argv=None) -> int:
         if not argv or argv[0] in ("-h", "--help"):
             parser.print_help()
             return 0
+        if argv[0] in COMMANDS and any(a in ("-h", "--help") for a in argv[1:]):
+            from .help import command_help  # per-command page, generated from the configurables
+
+            print(command_help(argv[0], parser, COMMANDS[argv[0]]), end="")
+            return 0
         args = parser.parse_args(argv)
         if args.command not in COMMANDS:
             raise UserError(f"unknown command {args.command!r}; choose one of: {', '.join(COMMANDS)}")
