@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shlex
+import shutil
+import subprocess
 
 import gin
 import pytest
@@ -75,7 +79,9 @@ def test_instantiate_writes_runs_configs_and_run_sh(tmp_path, capsys):
     cfg2 = _cfg(tmp_path, BASE)
     assert main(["instantiate", "-c", str(cfg2), "-o", str(out)]) == 0
     assert (out / "run2").is_dir()
-    assert sh in (out / "run.sh").read_text()  # earlier lines kept
+    sh2 = (out / "run.sh").read_text()
+    for r in runs + ["run2"]:  # run.sh is rewritten for every run of the folder, once each
+        assert sh2.count(f"main.py all -c {shlex.quote(str(out / r / 'config.gin'))}") == 1
 
 
 def test_bad_sweep_key_writes_nothing(tmp_path, capsys):
@@ -100,3 +106,62 @@ def test_slurm_launcher_writes_array_script(tmp_path):
     text = (out / "sbatch.sh").read_text()
     assert "#SBATCH --array=0-2" in text and "--gres=gpu:2" in text
     assert text.count("config.gin") == 3 and "nproc_per_node=2" in text
+
+
+def test_gpus_per_run_launches_torchrun_in_run_sh(tmp_path):
+    cfg = _cfg(tmp_path, BASE + "sweep.parameters = {'train.batch_size': [1, 2]}\n")
+    out = tmp_path / "s"
+    assert main(["instantiate", "-c", str(cfg), "-o", str(out), "--gpus-per-run", "2"]) == 0
+    gin.clear_config()
+    assert main(["instantiate", "-c", str(_cfg(tmp_path, BASE)), "-o", str(out)]) == 0
+    lines = [ln for ln in (out / "run.sh").read_text().splitlines() if ln.startswith("queue ")]
+    assert len(lines) == 3
+    for ln in lines[:2]:
+        assert ('allocate.py $ALLOCATE_FLAGS 2 "$PY" -m torch.distributed.run --standalone '
+                '--nproc_per_node=2 main.py all -c') in ln
+    assert 'allocate.py $ALLOCATE_FLAGS 1 "$PY" main.py all -c' in lines[2]
+    assert "torch.distributed" not in lines[2]
+    runs = json.loads((out / "sweep.json").read_text())["runs"]
+    assert runs["run0:batch_size_1"] == {"setting": {"train.batch_size": 1}, "gpus_per_run": 2}
+    assert runs["run2"] == {"setting": {}, "gpus_per_run": 1}
+
+
+def test_run_sh_follows_the_umask(tmp_path):
+    old = os.umask(0o002)
+    try:
+        assert main(["instantiate", "-c", str(_cfg(tmp_path, BASE)), "-o", str(tmp_path / "s")]) == 0
+    finally:
+        os.umask(old)
+    assert (tmp_path / "s" / "run.sh").stat().st_mode & 0o777 == 0o775
+
+
+@pytest.mark.skipif(shutil.which("tsp") is None, reason="task-spooler (tsp) not installed")
+def test_instantiate_twice_then_run_sh_queues_each_run_once(tmp_path):
+    """A real tsp server with one slot kept busy: run.sh queues every run once, and running it
+    again (or after another instantiate) queues nothing twice; finished runs are skipped."""
+    out = tmp_path / "sweep"
+    cfg = _cfg(tmp_path, BASE + "sweep.parameters = {'AutoClip.clip_percentile': [1, 10]}\n")
+    assert main(["instantiate", "-c", str(cfg), "-o", str(out)]) == 0
+    gin.clear_config()
+    assert main(["instantiate", "-c", str(cfg), "-o", str(out)]) == 0
+    names = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert len(names) == 4
+    (out / names[3] / "report_card.txt").write_text("done\n")  # a finished run
+    env = dict(os.environ, TS_SOCKET=str(tmp_path / "ts.sock"), TS_SAVELIST=str(tmp_path / "tsl"),
+               TMPDIR=str(tmp_path), BOOTSEP_PYTHON="/bin/echo")
+    tsp = ["tsp"]
+    try:
+        subprocess.run(tsp + ["-S", "1"], env=env, check=True, capture_output=True)
+        subprocess.run(tsp + ["sleep", "60"], env=env, check=True, capture_output=True)  # busy
+        for _ in range(2):
+            r = subprocess.run(["sh", str(out / "run.sh")], env=env, capture_output=True,
+                               text=True, timeout=60)
+            assert r.returncode == 0, r.stderr
+        table = subprocess.run(tsp, env=env, capture_output=True, text=True).stdout
+        queued = [ln for ln in table.splitlines() if " queued " in ln]
+        for name in names[:3]:
+            assert sum(f"[{name}]" in ln for ln in queued) == 1, table
+        assert not any(f"[{names[3]}]" in ln for ln in queued), table
+        assert "already queued" in r.stdout and f"finished {names[3]}" in r.stdout
+    finally:
+        subprocess.run(tsp + ["-K"], env=env, capture_output=True)

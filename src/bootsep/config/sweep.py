@@ -4,13 +4,18 @@
 expands to the cartesian product (keys sorted). Each setting becomes a folder
 ``run{N}:{param}_{value}[_{param}_{value}...]`` holding a ``config.gin`` with every binding and
 macro plus the absolute ``output_folder``; ``N`` continues the count of existing ``run*`` folders.
-The sweep folder gets ``run.sh`` (task-spooler queue) and, with ``--launcher slurm``,
-``sbatch.sh`` (an array job).
+The sweep folder gets ``sweep.json`` (each run's setting and GPUs, read by
+``python -m bootsep.report.compare --sweep``), ``run.sh`` (task-spooler queue of every run in the
+folder, rewritten by each ``instantiate``; rerunning it queues only runs that have no
+``report_card.txt`` and no queued/running tsp job) and, with ``--launcher slurm``, ``sbatch.sh``
+(an array job of this instantiate's runs). ``--gpus-per-run N > 1`` launches through torchrun in
+both.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import shlex
 import sys
@@ -71,8 +76,11 @@ _RUN_RE = re.compile(r"^run(\d+)(:|$)")
 
 
 def existing_runs(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and _RUN_RE.match(p.name)) \
-        if folder.is_dir() else []
+    """The ``run<N>[:...]`` folders of ``folder``, by N."""
+    if not folder.is_dir():
+        return []
+    runs = [p for p in folder.iterdir() if p.is_dir() and _RUN_RE.match(p.name)]
+    return sorted(runs, key=lambda p: (int(_RUN_RE.match(p.name).group(1)), p.name))
 
 
 def project_root() -> Path:
@@ -95,13 +103,17 @@ def _bind_checked(key: str, value) -> None:
 def instantiate(folder: str | Path, launcher: str = "tsp", gpus_per_run: int = 1) -> list[Path]:
     """Write one run folder per sweep setting into ``folder``; returns the run folders."""
     folder = Path(folder).resolve()
+    if launcher not in ("tsp", "slurm"):
+        raise UserError(f"unknown launcher {launcher!r}; choose 'tsp' or 'slurm'")
+    if int(gpus_per_run) < 1:
+        raise UserError(f"--gpus-per-run must be at least 1, got {gpus_per_run}")
     settings = expand_sweep(sweep())
     for key, value in settings[0][1].items():  # fail on a bad key before writing anything
         _bind_checked(key, value)
     folder.mkdir(parents=True, exist_ok=True)
     taken = {int(_RUN_RE.match(p.name).group(1)) for p in existing_runs(folder)}
     n = len(taken)
-    runs = []
+    runs: dict[Path, dict] = {}
     for desc, setting in settings:
         while n in taken:
             n += 1
@@ -116,39 +128,117 @@ def instantiate(folder: str | Path, launcher: str = "tsp", gpus_per_run: int = 1
                   f"# sweep setting: {setting or 'none'}\n")
         run.mkdir(parents=True)
         atomic_write_text(run / "config.gin", header + gin.config_str(max_line_length=200))
-        runs.append(run)
+        runs[run] = setting
         taken.add(n)
     _write_run_sh(folder, runs, gpus_per_run)
     if launcher == "slurm":
-        _write_sbatch(folder, runs, gpus_per_run)
-    elif launcher != "tsp":
-        raise UserError(f"unknown launcher {launcher!r}; choose 'tsp' or 'slurm'")
-    return runs
+        _write_sbatch(folder, list(runs), gpus_per_run)
+    return list(runs)
 
 
-def _write_run_sh(folder: Path, runs: list[Path], gpus: int) -> Path:
+SWEEP_JSON = "sweep.json"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _make_executable(path: Path) -> None:
+    """rwx for whom the user's umask allows (0o755 under the usual 022, 0o775 under 002)."""
+    path.chmod(0o777 & ~_umask())
+
+
+def load_sweep(folder: str | Path) -> dict:
+    """``<folder>/sweep.json``: ``{"runs": {run_name: {"setting": {key: value}, "gpus_per_run": N}}}``
+    (``{"runs": {}}`` when absent). Runs instantiated before this file existed are read from
+    their ``config.gin`` header (``# sweep setting: {...}``)."""
+    import ast
+    import json
+
+    folder = Path(folder)
+    path = folder / SWEEP_JSON
+    data = {"runs": {}}
+    if path.is_file():
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise UserError(f"{path}: unreadable ({e}); it lists the sweep's runs, restore or "
+                            "delete it") from None
+    runs = data.setdefault("runs", {})
+    for run in existing_runs(folder):
+        if run.name in runs or not (run / "config.gin").is_file():
+            continue
+        setting = {}
+        for line in (run / "config.gin").read_text().splitlines()[:5]:
+            if line.startswith("# sweep setting: "):
+                text = line[len("# sweep setting: "):].strip()
+                try:
+                    setting = {} if text == "none" else ast.literal_eval(text)
+                except (ValueError, SyntaxError):
+                    setting = {}
+        runs[run.name] = {"setting": setting, "gpus_per_run": 1}
+    return data
+
+
+def run_command_line(run: Path, gpus: int) -> str:
+    """The queued command of one run: allocate.py, then main.py (through torchrun with N GPUs)."""
+    cfg = shlex.quote(str(run / "config.gin"))
+    main = (f"\"$PY\" -m torch.distributed.run --standalone --nproc_per_node={gpus} main.py"
+            if gpus > 1 else "\"$PY\" main.py")
+    return f"\"$PY\" ./allocate.py $ALLOCATE_FLAGS {gpus} {main} all -c {cfg}"
+
+
+_QUEUE_FN = r"""# queue RUN_FOLDER CMD...: skip a finished run (report_card.txt) and one whose tsp job is still
+# queued or running (its id is in RUN_FOLDER/.tsp_job); otherwise queue CMD labelled with the run.
+queue() {
+  run=$1; shift
+  name=$(basename "$run")
+  if [ -f "$run/report_card.txt" ]; then echo "finished $name (skipped)"; return 0; fi
+  if [ -f "$run/.tsp_job" ]; then
+    state=$($TSP -s "$(cat "$run/.tsp_job")" 2>/dev/null)
+    case "$state" in
+      queued|running|allocating) echo "already $state: $name (skipped)"; return 0 ;;
+    esac
+  fi
+  id=$($TSP -L "$name" "$@") || { echo "could not queue $name" >&2; return 1; }
+  echo "$id" > "$run/.tsp_job"
+  echo "queued $name (tsp job $id)"
+}
+"""
+
+
+def _write_run_sh(folder: Path, runs: dict[Path, dict], gpus: int) -> Path:
+    """(Re)write ``run.sh`` for every run of the sweep folder; rerunning it queues only the
+    unfinished runs that are not queued already (see :data:`_QUEUE_FN`)."""
+    import json
+
+    data = load_sweep(folder)
+    for run, setting in runs.items():
+        data["runs"][run.name] = {"setting": setting, "gpus_per_run": int(gpus)}
+    atomic_write_text(folder / SWEEP_JSON, json.dumps(data, indent=2, default=str) + "\n")
     root = project_root()
     py = sys.executable
+    lines = [
+        "#!/bin/sh",
+        "# Queue this sweep's unfinished runs with task-spooler; each starts when allocate.py finds",
+        "# its GPUs. Safe to rerun: runs with a report_card.txt, and runs whose tsp job is still",
+        "# queued or running, are skipped. Rewritten by every `instantiate` into this folder.",
+        "# Parallel slots: `tsp -S N`. No GPU: ALLOCATE_FLAGS=--allow-cpu sh run.sh",
+        f"cd {shlex.quote(str(root))} || exit 1",
+        f"PY=${{BOOTSEP_PYTHON:-{shlex.quote(py)}}}",
+        "TSP=${TSP:-tsp}",
+        _QUEUE_FN,
+    ]
+    for run in existing_runs(folder):
+        if not (run / "config.gin").is_file():
+            continue
+        n = int(data["runs"].get(run.name, {}).get("gpus_per_run", 1))
+        lines.append(f"queue {shlex.quote(str(run))} {run_command_line(run, n)}")
     path = folder / "run.sh"
-    lines = []
-    if path.is_file():
-        lines = path.read_text().rstrip("\n").split("\n")
-    else:
-        lines = [
-            "#!/bin/sh",
-            "# Queue these runs with task-spooler; each starts when allocate.py finds a free GPU.",
-            "# Parallel slots: `tsp -S N` (one job per slot). No GPU: ALLOCATE_FLAGS=--allow-cpu sh run.sh",
-            f"cd {shlex.quote(str(root))} || exit 1",
-            f"PY=${{BOOTSEP_PYTHON:-{shlex.quote(py)}}}",
-            "TSP=${TSP:-tsp}",
-        ]
-    lines.append(f"# instantiated {time.strftime('%Y-%m-%d %H:%M:%S')}")
-    for run in runs:
-        cfg = shlex.quote(str(run / "config.gin"))
-        lines.append(f"$TSP \"$PY\" ./allocate.py $ALLOCATE_FLAGS {gpus} \"$PY\" main.py all -c {cfg}")
-        lines.append(f"echo queued {shlex.quote(run.name)}")
     atomic_write_text(path, "\n".join(lines) + "\n")
-    path.chmod(0o755)
+    _make_executable(path)
     return path
 
 
@@ -173,5 +263,5 @@ fi
 """
     path = folder / "sbatch.sh"
     atomic_write_text(path, text)
-    path.chmod(0o755)
+    _make_executable(path)
     return path
