@@ -420,3 +420,37 @@ def test_current_user_is_the_login_name():
     import pwd
 
     assert current_user() == pwd.getpwuid(os.getuid()).pw_name
+
+
+# --------------------------------------------------------------------------------------------
+# --dry-run answers at once
+
+
+def test_dry_run_with_busy_gpus_answers_at_once_and_says_why(tmp_path, capsys):
+    fake = json.dumps([{"users": ["bob"], "memory": 0.3}, {"memory": 0.95},
+                       {"users": ["<unknown>"], "processes": 2}])
+    t0 = time.monotonic()
+    rc = _main(tmp_path, "--poll", "30", "--dry-run", "1", "echo", "hi", fake=fake)
+    assert time.monotonic() - t0 < 1.0  # no waiting (the default poll is 30 s)
+    assert rc == 4
+    out = capsys.readouterr().out
+    assert out.startswith("none free: 1 GPU(s) needed, 0 usable now")
+    assert "GPU 0: busy: used by bob" in out and "GPU 1: busy: 95% memory used" in out
+    assert "GPU 2: busy: used by <unknown>" in out
+    assert not list((tmp_path / "locks").glob("gpu*.json"))
+
+
+def test_dry_run_without_cmd_names_the_gpus_it_would_take(tmp_path, capsys):
+    fake = json.dumps([{"users": ["bob"]}, {}, {}])
+    assert _main(tmp_path, "--dry-run", "2", fake=fake) == 0
+    assert capsys.readouterr().out == "CUDA_VISIBLE_DEVICES=1,2\n"
+
+
+def test_dry_run_counts_reservations_of_other_allocators(tmp_path, capsys):
+    from bootsep.jobs.allocate import GpuLocks
+
+    locks = GpuLocks(tmp_path / "locks")
+    with locks.locked():
+        locks.reserve([0], 60, pid=os.getppid())  # a live pid that is not ours
+    assert _main(tmp_path, "--dry-run", "1", "true", fake="[{}]") == 4
+    assert "GPU 0: busy: reserved by another of your allocators" in capsys.readouterr().out

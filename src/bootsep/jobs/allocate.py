@@ -118,6 +118,31 @@ def choose_gpus(gpus: Iterable[GpuStatus], num_gpus: int, user: str, mem_thresho
     return find_candidates(gpus, user, mem_threshold, reserved).choose(num_gpus)
 
 
+def explain(gpus: Iterable[GpuStatus], user: str, mem_threshold: float = 0.9,
+            reserved: Iterable[int] = ()) -> list[str]:
+    """One line per GPU saying whether it is usable now and, if not, why (for ``--dry-run``)."""
+    reserved = set(reserved)
+    lines = []
+    for g in sorted(gpus, key=lambda g: g.index):
+        mem = f"{100 * g.memory_used_fraction:.0f}% memory used"
+        others = sorted(g.users - {user})
+        if g.memory_used_fraction >= mem_threshold:
+            why = f"busy: {mem} (threshold {100 * mem_threshold:.0f}%)"
+        elif others:
+            why = (f"busy: used by {', '.join(others)} ({g.num_processes} process"
+                   f"{'es' if g.num_processes != 1 else ''}, {mem})")
+        elif g.users == {user}:
+            why = f"usable: only your processes ({g.num_processes}, {mem})"
+        elif g.num_processes:
+            why = f"busy: {g.num_processes} process(es) of unknown owner ({mem})"
+        elif g.index in reserved:
+            why = "busy: reserved by another of your allocators (its job is starting)"
+        else:
+            why = f"free ({mem})"
+        lines.append(f"GPU {g.index}: {why}")
+    return lines
+
+
 def current_user() -> str:
     """Login name of the real uid (numeric uid as text if it has no passwd entry)."""
     try:
@@ -280,6 +305,43 @@ def wait_for_gpus(query: GpuQuery, num_gpus: int, *, user: str | None = None,
         sleep(delay)
 
 
+def dry_run(query: GpuQuery, num_gpus: int, cmd: Sequence[str], *, mem_threshold: float = 0.9,
+            locks: GpuLocks | None = None, allow_cpu: bool = False,
+            user: str | None = None) -> int:
+    """``--dry-run``: query once, never wait or reserve. Prints ``CUDA_VISIBLE_DEVICES=... CMD``
+    and returns 0 if ``num_gpus`` GPUs are usable now; otherwise prints why per GPU and returns
+    :data:`EXIT_TIMEOUT` (4). Without a driver: 3 (0 with ``allow_cpu``, running on the CPU)."""
+    user = current_user() if user is None else user
+    locks = locks or GpuLocks()
+    try:
+        with locks.locked():
+            gpus = query.list_gpus()
+            reserved = locks.reserved()
+    except NoDriverError as e:
+        if not allow_cpu:
+            _stderr(f"no NVIDIA driver found (NVML: {e}); use --allow-cpu to run on the CPU")
+            return EXIT_NO_DRIVER
+        print(f"CUDA_VISIBLE_DEVICES= {shlex.join(cmd)}".rstrip(), flush=True)
+        return 0
+    except GpuQueryError as e:
+        _stderr(f"cannot query the GPUs now: {e}")
+        return EXIT_TIMEOUT
+    if num_gpus > len(gpus):
+        _stderr(f"asked for {num_gpus} GPU(s) but this machine has {len(gpus)}")
+        return EXIT_USAGE
+    cands = find_candidates(gpus, user, mem_threshold, reserved)
+    chosen = cands.choose(num_gpus)
+    if chosen is not None:
+        visible = ",".join(str(i) for i in chosen)
+        print(f"CUDA_VISIBLE_DEVICES={visible} {shlex.join(cmd)}".rstrip(), flush=True)
+        return 0
+    lines = explain(gpus, user, mem_threshold, reserved)
+    print(f"none free: {num_gpus} GPU(s) needed, {cands.have} usable now; allocate would wait. "
+          "Per GPU:",
+          *("  " + ln for ln in lines), sep="\n", flush=True)
+    return EXIT_TIMEOUT
+
+
 # --------------------------------------------------------------------------------------------
 # Running the command
 
@@ -393,10 +455,11 @@ policy:
 
 exit codes:
   CMD's exit code (128+N if CMD died of signal N; 127 not found, 126 not executable)
-  0    --dry-run succeeded
+  0    --dry-run: the GPUs are usable now (printed as CUDA_VISIBLE_DEVICES=... CMD)
   2    usage error (bad option, NUM_GPUS larger than the number of GPUs)
   3    no NVIDIA driver / NVML unavailable, and no --allow-cpu
-  4    --timeout passed before enough GPUs were usable
+  4    --timeout passed before enough GPUs were usable; or --dry-run: not enough GPUs are
+       usable now (it prints why for each GPU, without waiting)
 
 environment:
   {FAKE_GPUS_ENV}  JSON list of fake GPUs for tests (see bootsep.jobs.gpus), replaces NVML
@@ -425,8 +488,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=parse_seconds, default=None, metavar="SECONDS",
                    help="give up after this long (exit 4); default: wait forever")
     p.add_argument("--dry-run", action="store_true",
-                   help="print CUDA_VISIBLE_DEVICES=... and the command instead of running it "
-                        "(reserves nothing)")
+                   help="answer at once: print CUDA_VISIBLE_DEVICES=... and the command if the "
+                        "GPUs are usable now, else why not per GPU (exit 4); never waits, runs "
+                        "or reserves anything; CMD is optional")
     p.add_argument("--allow-cpu", action="store_true",
                    help='without an NVIDIA driver, run CMD on the CPU (CUDA_VISIBLE_DEVICES="") '
                         "instead of exiting 3")
@@ -445,7 +509,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     cmd = normalize_command(args.cmd)
-    if not cmd:
+    if not cmd and not args.dry_run:
         parser.error("missing CMD to run")
     try:
         query = make_gpu_query(args.fake_gpus)
@@ -454,6 +518,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     chosen: list[int] = []
     locks = GpuLocks(args.lock_dir)
+    if args.dry_run and args.num_gpus > 0:
+        return dry_run(query, args.num_gpus, cmd, mem_threshold=args.mem_threshold,
+                       locks=locks, allow_cpu=args.allow_cpu)
     if args.num_gpus > 0:
         try:
             chosen = wait_for_gpus(
@@ -479,8 +546,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     visible = ",".join(str(i) for i in chosen)
     if args.dry_run:
-        print(f"CUDA_VISIBLE_DEVICES={shlex.quote(visible) if visible else ''} {shlex.join(cmd)}",
-              flush=True)
+        print(f"CUDA_VISIBLE_DEVICES={shlex.quote(visible) if visible else ''} {shlex.join(cmd)}"
+              .rstrip(), flush=True)
         return 0
     env = dict(os.environ, CUDA_VISIBLE_DEVICES=visible, CUDA_DEVICE_ORDER="PCI_BUS_ID")
     try:
