@@ -15,6 +15,8 @@ from bootsep.jobs.logs import (
     Pane,
     TspJob,
     find_tsp,
+    follow,
+    follow_command,
     main,
     newest_log,
     pane_commands,
@@ -78,11 +80,30 @@ def test_parse_header_variants_and_junk():
 def test_tsp_panes_only_running_jobs_with_server_env():
     jobs = parse_tsp_table(TSP_OUTPUT)
     panes = tsp_panes(jobs, tsp="tsp", env={})
-    assert [p.command for p in panes] == ["tsp -t 5", "tsp -t 0", "tsp -t 12345"]
+    assert [p.command.split(";")[0] for p in panes] == ["tsp -t 5", "tsp -t 0", "tsp -t 12345"]
     assert panes[1].title == "job 0: sh -c echo hi there; sleep 30"
-    assert len(panes[2].title) <= 60 and panes[2].title.endswith("...")
+    assert panes[2].title == "a b (job 12345)"  # the run folder of -c .../config.gin
+    # when the job ends the pane prints its exit status (tsp -t exits with the job's code)
+    assert panes[0].command.endswith(
+        "printf '\\n[%s ended: exit status %s]\\n' 'job 5: sleep 5' \"$?\"")
     panes = tsp_panes(jobs, tsp="ts", env={"TS_SOCKET": "/tmp/my sock", "HOME": "/x"})
-    assert panes[0].command == "TS_SOCKET='/tmp/my sock' ts -t 5"
+    assert panes[0].command.startswith("TS_SOCKET='/tmp/my sock' ts -t 5; ")
+
+
+def test_job_titles_are_run_names():
+    from bootsep.jobs.logs import job_title, run_name_of_command
+
+    py = "/very/long/path/to/a/virtual/env/.venv/bin/python"
+    cmd = f"{py} ./allocate.py 1 {py} main.py all -c /data/runs/sweep/run3:lr_0.001/config.gin"
+    assert run_name_of_command(cmd) == "run3:lr_0.001"
+    assert job_title(TspJob(4, "running", None, None, None, cmd)) == "run3:lr_0.001 (job 4)"
+    labelled = f"[run0:clip_percentile_10]{cmd}"  # run.sh labels each job (tsp -L)
+    assert job_title(TspJob(5, "running", None, None, None, labelled)) == \
+        "run0:clip_percentile_10 (job 5)"
+    assert run_name_of_command(f"{py} main.py train -c a.gin -o runs/x/") == "x"
+    assert run_name_of_command("[5]&& false") is None  # a dependency, not a label
+    t = job_title(TspJob(6, "running", None, None, None, f"{py} ./bench/x.py --n 3"))
+    assert t == "job 6: python x.py --n 3"  # no interpreter path eats the title
 
 
 def _touch(path: Path, text: str, mtime: float) -> Path:
@@ -102,15 +123,45 @@ def test_run_folder_panes(tmp_path):
     (b / "logs").mkdir(parents=True)
     single = _touch(tmp_path / "x.log", "", t)
     assert newest_log(a) == new and newest_log(b) is None
-    panes, problems = run_folder_panes([a, b, tmp_path / "missing", single])
-    assert panes == [Pane(str(a), shlex.join(["tail", "-F", str(new)])),
-                     Pane(str(single), f"tail -F {single}")]
-    assert len(problems) == 2 and "no logs/*.log" in problems[0] and "no such" in problems[1]
+    script = tmp_path / "run.sh"
+    script.write_text("#!/bin/sh\n")
+    panes, problems = run_folder_panes([a, b, tmp_path / "missing", single, script])
+    assert panes == [Pane("run a", follow_command(a)), Pane("x.log", follow_command(single))]
+    assert shlex.split(panes[0].command)[-2:] == ["--follow", str(a)]
+    assert len(problems) == 3 and "no logs/*.log" in problems[0] and "no such" in problems[1]
+    assert "run.sh" in problems[2]  # a file a glob matched opens no pane
     assert pane_commands([a]) == panes[:1]
-    deep = tmp_path / ("d" * 80) / "run7"
+    deep = tmp_path / ("d" * 80) / "run7:lr_1"
     _touch(deep / "logs" / "1.log", "", t)
-    (pane,), _ = run_folder_panes([deep])
-    assert len(pane.title) == 60 and pane.title.startswith("...") and pane.title.endswith("/run7")
+    assert run_folder_panes([deep])[0][0].title == "run7:lr_1"  # the name, not a long path
+    assert run_folder_panes([deep / "logs" / "1.log"])[0][0].title == "run7:lr_1"
+
+
+def _provenance(run: Path, status: str, start: str, end: str | None) -> None:
+    import json
+
+    (run / "provenance.json").write_text(json.dumps({"invocations": [
+        {"command": "all", "start": start, "end": end, "status": status}]}))
+
+
+def test_follow_prints_the_last_lines_then_the_exit_status(tmp_path):
+    import io
+
+    run = tmp_path / "run1:x"
+    log = _touch(run / "logs" / "2026.01.02-03.04.05.log",
+                 "".join(f"line {i}\n" for i in range(30)), time.time())
+    # an earlier invocation that ended does not end the following of the newer log
+    _provenance(run, "ok", "2026-01-02T03:00:00", "2026-01-02T03:01:00")
+    out = io.StringIO()
+    assert follow(run, lines=5, poll=0.01, out=out, max_seconds=0.2) == 0
+    assert out.getvalue() == "".join(f"line {i}\n" for i in range(25, 30))
+    with open(log, "a") as f:
+        f.write("last words\n")
+    _provenance(run, "failed: RuntimeError", "2026-01-02T03:04:05", "2026-01-02T03:09:00")
+    out = io.StringIO()
+    assert follow(run, lines=2, poll=0.01, out=out) == 1
+    assert out.getvalue() == ("line 29\nlast words\n\n[run1:x ended: exit status "
+                              "failed: RuntimeError at 2026-01-02T03:09:00]\n")
 
 
 def _split(cmd: str) -> list[list[str]]:
@@ -134,10 +185,11 @@ def test_tmux_command_structure_and_quoting():
     assert subs[0] == ["-L", "sock", "set", "-g", "pane-border-status", "top"]
     assert subs[1] == ["set", "-g", "pane-border-format", "#{pane_index}: #{pane_title}"]
     # reversed splits keep the given order on screen; '#' is escaped in titles
+    keep = ["set-option", "-p", "remain-on-exit", "on"]  # ended panes stay open
     assert subs[2:] == [
-        ["split-window", "tail -F '/a b/c.log'"], ["select-pane", "-T", "run 'x'"], ["last-pane"],
-        ["select-layout", "tiled"],
-        ["split-window", "tsp -t 1"], ["select-pane", "-T", "job 1: a##b"], ["last-pane"],
+        ["split-window", "tail -F '/a b/c.log'"], keep, ["select-pane", "-T", "run 'x'"],
+        ["last-pane"], ["select-layout", "tiled"],
+        ["split-window", "tsp -t 1"], keep, ["select-pane", "-T", "job 1: a##b"], ["last-pane"],
         ["select-layout", "tiled"],
     ]
     assert not tmux_command([]).startswith("tmux -L")
@@ -171,7 +223,7 @@ def test_main_mode1_prints_one_tmux_line(tmp_path, monkeypatch, capsys):
     assert main([]) == 0
     out, err = capsys.readouterr()
     assert out.count("\n") == 1 and err == ""
-    splits = [s[1] for s in _split(out) if s[0] == "split-window"]
+    splits = [s[1].split(";")[0] for s in _split(out) if s[0] == "split-window"]
     assert splits == ["tsp -t 12345", "tsp -t 0", "tsp -t 5"]
 
 
@@ -223,9 +275,12 @@ def test_generated_command_opens_panes_in_a_real_tmux(tmp_path):
     if shutil.which("tmux") is None:
         pytest.skip("tmux is not installed (apt-get install tmux)")
     t = time.time()
-    runs = [tmp_path / "run one", tmp_path / "run2"]
+    runs = [tmp_path / "run0:lr_1", tmp_path / "run1:lr_10"]
     for i, run in enumerate(runs):
         _touch(run / "logs" / f"2026.01.0{i + 1}-00.00.00.log", f"line {i}\n", t)
+    # run1 has ended: its pane shows the last lines and the exit status, and stays open
+    _provenance(runs[1], "ok", "2026-01-02T00:00:00", "2026-01-02T00:05:00")
+    (tmp_path / "run.sh").write_text("#!/bin/sh\n")  # matched by a glob: no pane
     socket = f"bootsep-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
     tmux = ["tmux", "-L", socket]
@@ -233,16 +288,30 @@ def test_generated_command_opens_panes_in_a_real_tmux(tmp_path):
                    check=True, env=env, timeout=30)
     try:
         r = subprocess.run([sys.executable, str(ROOT / "logs.py"), "-L", socket,
-                            *map(str, runs)], capture_output=True, text=True, env=env, timeout=60)
+                            *map(str, sorted(tmp_path.iterdir()))],
+                           capture_output=True, text=True, env=env, timeout=60)
         assert r.returncode == 0, r.stderr
         subprocess.run(["sh", "-c", r.stdout], check=True, env=env, timeout=30)
-        listing = subprocess.run(
-            tmux + ["list-panes", "-F", "#{pane_index}|#{pane_title}|#{pane_active}"],
-            capture_output=True, text=True, check=True, env=env, timeout=30).stdout
-        rows = [line.split("|") for line in listing.splitlines()]
-        assert len(rows) == 1 + 2
-        assert rows[1][1].endswith("/run one") and rows[2][1].endswith("/run2")  # given order
+
+        def panes():
+            listing = subprocess.run(
+                tmux + ["list-panes", "-F", "#{pane_index}|#{pane_title}|#{pane_active}|"
+                        "#{pane_dead}|#{pane_dead_status}"],
+                capture_output=True, text=True, check=True, env=env, timeout=30).stdout
+            return [line.split("|") for line in listing.splitlines()]
+
+        rows = panes()
+        assert len(rows) == 1 + 2  # no pane for run.sh
+        assert [rows[1][1], rows[2][1]] == ["run0:lr_1", "run1:lr_10"]  # run names, given order
         assert rows[0][2] == "1"  # focus back on the original pane
+        deadline = time.time() + 20
+        while time.time() < deadline and panes()[2][3] != "1":
+            time.sleep(0.2)
+        rows = panes()
+        assert rows[2][3:] == ["1", "0"] and rows[1][3] == "0"  # ended pane kept; run0 follows
+        shown = subprocess.run(tmux + ["capture-pane", "-p", "-S", "-", "-t", rows[2][0]],
+                               capture_output=True, text=True, env=env, timeout=30).stdout
+        assert "line 1" in shown and "[run1:lr_10 ended: exit status ok" in shown
         fmt = subprocess.run(tmux + ["show", "-gv", "pane-border-status"], capture_output=True,
                              text=True, env=env, timeout=30).stdout.strip()
         assert fmt == "top"
