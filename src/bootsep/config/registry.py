@@ -23,6 +23,7 @@ EXTERNALS = [
     ("bootsep.data.wham", "WHAMDataset", "WHAMDataset"),
     ("bootsep.data.user", "MixtureFolderDataset", "MixtureFolderDataset"),
     ("bootsep.data.bootstrapped", "BootstrappedDataset", "BootstrappedDataset"),
+    ("bootsep.data.mixture_of_mixtures", "MixtureOfMixtures", "MixtureOfMixtures"),
     # models
     ("bootsep.models.recurrent", "DeepClustering", "DeepClustering"),
     ("bootsep.models.recurrent", "MaskInference", "MaskInference"),
@@ -34,6 +35,7 @@ EXTERNALS = [
     # separators
     ("bootsep.separation.deep", "DeepMaskSeparator", "DeepMaskSeparator"),
     ("bootsep.separation.deep", "DeepClusteringSeparator", "DeepClusteringSeparator"),
+    ("bootsep.separation.grouped", "GroupedSeparator", "GroupedSeparator"),
     ("bootsep.primitives.repet", "Repet", "Repet"),
     ("bootsep.primitives.repet_sim", "RepetSim", "RepetSim"),
     ("bootsep.primitives.ft2d", "FT2D", "FT2D"),
@@ -54,6 +56,7 @@ EXTERNALS = [
     ("bootsep.engine.handlers", "EarlyStopping", "EarlyStopping"),
     ("bootsep.engine.handlers", "LRScheduler", "LRScheduler"),
     ("bootsep.engine.curriculum", "Curriculum", "Curriculum"),
+    ("bootsep.engine.remixit", "RemixIT", "RemixIT"),
 ]
 
 HANDLER_NAMES = {
@@ -63,6 +66,7 @@ HANDLER_NAMES = {
     "early_stopping": "EarlyStopping",
     "lr_scheduler": "LRScheduler",
     "curriculum": "Curriculum",
+    "remixit": "RemixIT",
 }
 
 _CONFIGURED: dict = {}

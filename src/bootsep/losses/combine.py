@@ -19,6 +19,7 @@ DeepClusteringLoss   embedding (B,T,F,D)                assignments (B,n_src,T,F
 WhitenedKMeansLoss   embedding                          assignments, weights (optional)
 L1Loss, MSELoss      estimates (B,n_src,T,F)            source_magnitudes (B,n_src,T,F)
 SISDRLoss            audio (B,n_src,S)                  source_audio (B,n_src,S)
+MixITLoss            estimates (B,M,T,F)                source_magnitudes (B,n_mix,T,F)
 ==================== ================================= ==================================
 
 ``pit`` (L1Loss, MSELoss, SISDRLoss only) makes the loss permutation invariant; the chosen
@@ -150,12 +151,47 @@ class SISDRLoss(_PairLoss):
     pairwise = staticmethod(pairwise_neg_si_sdr_loss)
 
 
+class MixITLoss(_Loss):
+    """MixIT (:func:`~bootsep.losses.mixit.mixit_loss`): ``estimates`` (B,M,T,F) of a mixture of
+    mixtures against the two mixtures' targets ``source_magnitudes`` (B,2,T,F).
+
+    kwargs: ``metric`` ('l1', default, or 'mse'), ``sparsity`` (0.0; the over-separation
+    penalty). The best assignment of each example is kept in :attr:`last_assignment` (B,M).
+    """
+
+    roles = {"estimate": ("output", "estimates", True),
+             "target": ("targets", "source_magnitudes", True)}
+
+    def __init__(self, name: str, keys: Mapping | None = None, pit: bool = False,
+                 metric: str = "l1", sparsity: float = 0.0, **unknown):
+        super().__init__(name, keys, pit)
+        from .mixit import mixit_l1, mixit_mse
+
+        if unknown:
+            raise LossSpecError(f"loss {name!r}: unknown kwargs {sorted(unknown)} for MixITLoss; "
+                                "allowed: ['metric', 'sparsity']")
+        functions = {"l1": mixit_l1, "mse": mixit_mse}
+        if metric not in functions:
+            raise LossSpecError(f"loss {name!r}: metric must be one of {sorted(functions)}, "
+                                f"got {metric!r}")
+        self.function = functions[metric]
+        self.sparsity = float(sparsity)
+        self.last_assignment: torch.Tensor | None = None
+
+    def __call__(self, output: Mapping, targets: Mapping) -> torch.Tensor:
+        a = self._args(output, targets)
+        value, self.last_assignment = self.function(a["estimate"], a["target"],
+                                                    sparsity=self.sparsity)
+        return value
+
+
 LOSS_CLASSES: dict[str, type] = {
     "DeepClusteringLoss": DeepClusteringLoss,
     "WhitenedKMeansLoss": WhitenedKMeansLoss,
     "L1Loss": L1Loss,
     "MSELoss": MSELoss,
     "SISDRLoss": SISDRLoss,
+    "MixITLoss": MixITLoss,
 }
 _FIELDS = ("class", "weight", "pit", "kwargs", "keys")
 
@@ -206,7 +242,7 @@ class LossDict:
                                     f"got {entry.get('weight')!r}") from None
             kwargs = dict(entry.get("kwargs") or {})
             cls = LOSS_CLASSES[cls_name]
-            if not issubclass(cls, _PairLoss) and kwargs:
+            if not issubclass(cls, (_PairLoss, MixITLoss)) and kwargs:
                 raise LossSpecError(f"loss {name!r}: {cls_name} takes no kwargs, got {kwargs}")
             extra = {"pit": bool(entry.get("pit", False)), "keys": entry.get("keys")}
             self.losses[name] = cls(name, **extra, **kwargs)
