@@ -60,3 +60,19 @@ def test_grouped_separator_sums_masks_and_checks_groups():
     for groups in ({"a": [0, 4]}, {"a": [0], "b": [0]}, {}, {"a": []}):
         with pytest.raises(UserError):
             GroupedSeparator(inner, groups)
+
+
+def test_oracle_grouped_separator_uses_the_references():
+    inner = _Four(source_labels=["o0", "o1", "o2", "o3"], device="cpu")
+    sep = GroupedSeparator(inner, None, labels=["a", "b"])
+    assert sep.needs_references
+    g = torch.Generator().manual_seed(0)
+    mix = torch.randn(1, 8000, generator=g)
+    X = sep.stft(mix)
+    bands = inner.masks(X)  # the four band signals of the mixture
+    parts = sep.stft.inverse(bands * X.unsqueeze(1), length=8000)[0]  # (4, samples)
+    refs = torch.stack([parts[1] + parts[2], parts[0] + parts[3]])[:, None]  # a = 1+2, b = 0+3
+    out = sep.separate(mix, refs)
+    torch.testing.assert_close(out.estimates, refs, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="reference sources"):
+        sep.separate(mix)

@@ -192,9 +192,11 @@ def run_command(args) -> int:
     except Exception as e:
         if prov:
             prov.__exit__(type(e), e, None)
+            _refresh_report(run)
         raise
     if prov:
         prov.__exit__(None, None, None)
+        _refresh_report(run)
     return result if isinstance(result, int) else 0
 
 
@@ -234,6 +236,17 @@ def _dispatch(cmd, args, experiment):
 
         return org_cmd.organize_command(args.output, force=args.force)
     return 0
+
+
+def _refresh_report(run: Path) -> None:
+    """Show the command's final status in report.html's provenance table (written while the
+    command was still running)."""
+    from ..report.html import refresh_provenance
+
+    try:
+        refresh_provenance(run)
+    except OSError as e:  # the report is a convenience: never fail the command for it
+        log.warning("could not update the provenance of %s/report.html: %s", run, e)
 
 
 def _print_card(result) -> None:

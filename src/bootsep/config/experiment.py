@@ -392,12 +392,16 @@ def evaluate(separator=gin.REQUIRED, dataset=None, output_folder: str | None = N
 # ---------------------------------------------------------------------------- analyze
 @gin.configurable
 def analyze(output_folder: str | None = None, notes: str | None = None,
-            channel_aggregator: str = "median"):
-    """Aggregate ``results/*.json`` into report_card.txt, metrics.csv, metrics.png, report.html."""
+            channel_aggregator: str = "median", link_audio: bool = False):
+    """Aggregate ``results/*.json`` into report_card.txt, metrics.csv, metrics.png, report.html.
+
+    ``link_audio = True``: report.html links the audio files (relative paths) instead of
+    embedding clips, so the page stays small (default False: a self-contained page).
+    """
     from ..report.analyze import analyze as _analyze
 
     return _analyze(run_dir(output_folder), notes=notes, channel_aggregator=channel_aggregator,
-                    print_card=False)
+                    print_card=False, link_audio=link_audio)
 
 
 # ---------------------------------------------------------------------------- debug

@@ -34,7 +34,8 @@ def summarize(df) -> dict[str, dict[str, float]]:
 
 
 def analyze(run_dir: str | os.PathLike, notes: str | None = None,
-            channel_aggregator: str = "median", print_card: bool = True) -> dict[str, Any]:
+            channel_aggregator: str = "median", print_card: bool = True,
+            link_audio: bool = False) -> dict[str, Any]:
     """Aggregate a run's per-item results and write its reports.
 
     Reads ``<run_dir>/results/*.json`` (one per test item, from ``evaluate``) and writes,
@@ -53,6 +54,8 @@ def analyze(run_dir: str | os.PathLike, notes: str | None = None,
         channel_aggregator: ``'median'`` (default) or ``'mean'`` over channels (channels are
             scored separately by ``evaluate``).
         print_card: print the card to stdout (default True).
+        link_audio: report.html links the audio files instead of embedding clips (default
+            False; gin ``analyze.link_audio``), for pages that must stay small.
 
     Returns:
         ``{'report_card': Path, 'metrics_csv': Path, 'metrics_png': Path, 'report_html': Path,
@@ -82,7 +85,8 @@ def analyze(run_dir: str | os.PathLike, notes: str | None = None,
     _write_text(paths["report_card"], card)
     _write_text(paths["metrics_csv"], df.to_csv(index=False, na_rep="NaN"))
     plot_metrics(df, paths["metrics_png"])
-    paths["report_html"] = write_report_html(run_dir, df, card, [paths["metrics_png"]])
+    paths["report_html"] = write_report_html(run_dir, df, card, [paths["metrics_png"]],
+                                             link_audio=link_audio)
     if print_card:
         print(card, end="")
     return {**paths, "summary": summarize(df)}

@@ -50,19 +50,32 @@ class GroupedSeparator(Separator):
     Args:
         separator: any :class:`~bootsep.separation.base.Separator` (e.g. a deep MixIT model).
         groups: ``{source label: [output indices]}`` in output order, disjoint; outputs left
-            out are discarded (e.g. a noise output).
+            out are discarded (e.g. a noise output). ``None`` = ORACLE: per item, the grouping
+            with the best mean SI-SDR against the item's references (then ``labels`` names the
+            sources, and evaluation hands the references over as to any oracle separator).
+        labels: source labels for the oracle (default ``('accompaniment', 'vocals')``).
     """
 
-    def __init__(self, separator: Separator, groups: Mapping):
+    def __init__(self, separator: Separator, groups: Mapping | None = None,
+                 labels: Sequence[str] = ("accompaniment", "vocals")):
         n_out = getattr(separator, "num_sources", None)
-        self.groups = _check_groups(groups, n_out)
-        super().__init__(separator.sample_rate, separator.stft, list(self.groups),
-                         str(separator.device))
+        self.groups = None if groups is None else _check_groups(groups, n_out)
+        self.needs_references = groups is None
+        names = list(labels) if groups is None else list(self.groups)
+        super().__init__(separator.sample_rate, separator.stft, names, str(separator.device))
         self.separator = separator
 
     def masks(self, mix_spec: torch.Tensor, source_specs: torch.Tensor | None = None) -> torch.Tensor:
-        m = self.separator.masks(mix_spec, source_specs)  # (batch, M, time, freq)
-        return torch.stack([m[:, idx].sum(dim=1) for idx in self.groups.values()], dim=1).clamp(0, 1)
+        m = self.separator.masks(mix_spec)  # (batch, M, time, freq)
+        groups = self.groups
+        if groups is None:
+            if source_specs is None:
+                raise ValueError("the oracle grouping needs the reference sources")
+            est = self.stft.inverse(m * mix_spec.unsqueeze(1))  # (channels, M, samples)
+            ref = self.stft.inverse(source_specs)  # (channels, n_src, samples)
+            groups = oracle_grouping(est.transpose(0, 1), ref.transpose(0, 1), self.source_labels)
+        return torch.stack([m[:, idx].sum(dim=1) if idx else torch.zeros_like(m[:, 0])
+                            for idx in groups.values()], dim=1).clamp(0, 1)
 
 
 def grouping_scores(estimates: torch.Tensor, references: torch.Tensor) -> tuple[torch.Tensor,
