@@ -48,6 +48,7 @@ EXTERNALS = [
     ("bootsep.primitives.oracle", "MixAsEstimate", "MixAsEstimate"),
     ("bootsep.primitives.oracle", "HighLowPassFilter", "HighLowPassFilter"),
     ("bootsep.primitives.ensemble", "EnsembleClustering", "EnsembleClustering"),
+    ("bootsep.primitives.ensemble", "AdaptiveEnsemble", "AdaptiveEnsemble"),
     ("bootsep.primitives.ensemble", "primitive_clustering", "primitive_clustering"),
     # training handlers
     ("bootsep.engine.handlers", "AutoClip", "AutoClip"),

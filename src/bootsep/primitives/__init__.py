@@ -23,6 +23,7 @@ _EXPORTS = {
     "MixAsEstimate": "oracle",
     "HighLowPassFilter": "oracle",
     "EnsembleClustering": "ensemble",
+    "AdaptiveEnsemble": "ensemble",
     "primitive_clustering": "ensemble",
 }
 _OPTIONAL_MODULES = ("pitch", "confidence")

@@ -217,6 +217,7 @@ def primitive_clustering(sample_rate: int = 16000, stft: STFT | None = None,
     ``pitch`` must run at ``sample_rate`` on the same STFT settings. Extra keyword arguments
     go to :class:`EnsembleClustering` (e.g. ``clustering='kmeans'``).
     """
+    defaulted = stft is None  # the config forgot primitive_clustering.stft: checked later
     stft = stft or STFT()
     common = dict(sample_rate=sample_rate, stft=stft, device=device)
     r = FT2D(neighborhood_size=(1, 35), high_pass_cutoff=250.0, use_bg_2dft=True, **common)
@@ -227,5 +228,157 @@ def primitive_clustering(sample_rate: int = 16000, stft: STFT | None = None,
     else:
         separators, returns, weights = [r, m, pitch, hpss], [[1], [1], [1], [0]], [3, 1, 2, 1]
     kwargs.setdefault("beta", 2.5)
-    return EnsembleClustering(separators, returns, weights, sample_rate=sample_rate, stft=stft,
-                              device=device, **kwargs)
+    ensemble = EnsembleClustering(separators, returns, weights, sample_rate=sample_rate,
+                                  stft=stft, device=device, **kwargs)
+    ensemble._stft_defaulted = defaulted
+    return ensemble
+
+
+ADAPT_CUES = ("agreement", "decisiveness")
+
+
+def weighted_fixed_assign(columns: torch.Tensor, weights: torch.Tensor, beta: float) -> torch.Tensor:
+    """Soft assignment to the all-zeros / all-ones centres with real-valued column weights.
+
+    With integer weights this equals :class:`EnsembleClustering`'s fixed clustering on the
+    stacked features (each column repeated ``w`` times): ``d0² = Σ w_j f_j²``,
+    ``d1² = Σ w_j (1 - f_j)²``, responsibilities ``softmax(-beta [d0, d1])``.
+
+    Args:
+        columns: ``(..., dim)`` per-bin member masks (values in [0, 1]).
+        weights: ``(dim,)`` or broadcastable to ``columns``, non-negative.
+        beta: sharpness.
+    Returns:
+        ``(2, ...)``: [accompaniment, vocals] responsibilities, summing to 1.
+    """
+    w = torch.as_tensor(weights, dtype=columns.dtype, device=columns.device)
+    d0 = (columns.square() * w).sum(dim=-1).clamp_min(0).sqrt()
+    d1 = ((1 - columns).square() * w).sum(dim=-1).clamp_min(0).sqrt()
+    return torch.softmax(-float(beta) * torch.stack([d0, d1]), dim=0)
+
+
+def member_cues(columns: torch.Tensor, mix_magnitude: torch.Tensor, weights,
+                percentile: float = 90.0) -> dict[str, torch.Tensor]:
+    """Reference-free per-column cues of how well each member is doing, on the loud bins.
+
+    Args:
+        columns: ``(time, freq, dim)`` member masks of one mixture (one column per member
+            output, not repeated).
+        mix_magnitude: ``(time, freq)``.
+        weights: ``(dim,)`` base weights; columns with weight 0 are not in the ensemble and
+            do not vote (their own cues are still computed).
+        percentile: bins at or above this magnitude percentile are used (default 90).
+    Returns:
+        ``{'agreement': (dim,), 'decisiveness': (dim,)}`` float64: ``agreement`` is the mean
+        Pearson correlation of each column with each *other* voting column, one vote per
+        column whatever its base weight (so one heavily weighted wrong member cannot outvote
+        the rest; a constant column correlates 0; 0 when no other column votes);
+        ``decisiveness`` is the mean of ``|2 f - 1|`` (1 = binary mask, 0 = all 0.5).
+    """
+    dim = columns.shape[-1]
+    flat = columns.reshape(-1, dim).double()
+    mag = mix_magnitude.reshape(-1).double()
+    k = int(round(percentile / 100.0 * (mag.numel() - 1))) + 1
+    thresh = mag.kthvalue(min(max(k, 1), mag.numel())).values
+    x = flat[mag >= thresh]
+    voting = torch.as_tensor(weights, dtype=torch.float64).reshape(dim).cpu() > 0
+    xc = x - x.mean(dim=0, keepdim=True)
+    norm = xc.square().sum(dim=0).sqrt()
+    ok = norm > 1e-12
+    corr = (xc.T @ xc) / torch.outer(norm, norm).clamp_min(1e-300)
+    corr = torch.where(torch.outer(ok, ok), corr, torch.zeros_like(corr)).cpu()
+    agreement = torch.zeros(dim, dtype=torch.float64)
+    for j in range(dim):
+        others = voting.clone()
+        others[j] = False
+        if others.any():
+            agreement[j] = corr[j, others].mean()
+    decisiveness = (2 * x - 1).abs().mean(dim=0).cpu()
+    return {"agreement": agreement, "decisiveness": decisiveness}
+
+
+def adaptive_weights(base_weights, cue: torch.Tensor, gamma: float) -> torch.Tensor:
+    """``base · clip(cue, 0, 1) ** gamma``, rescaled to the base weights' sum.
+
+    ``gamma = 0`` gives the base weights back; when every adapted weight is 0 (no column has
+    a positive cue) the base weights are returned too. Returns ``(dim,)`` float64.
+    """
+    base = torch.as_tensor(base_weights, dtype=torch.float64).reshape(-1)
+    if gamma == 0:
+        return base.clone()
+    w = base * cue.double().clamp(0.0, 1.0).pow(float(gamma))
+    if w.sum() <= 0:
+        return base.clone()
+    return w * (base.sum() / w.sum())
+
+
+class AdaptiveEnsemble(EnsembleClustering):
+    """Fixed-centre ensemble whose member weights are re-estimated per mixture.
+
+    For each mixture, each returned member mask gets a reference-free cue of how well it is
+    doing (:func:`member_cues` on the loud bins: mean ``'agreement'`` (correlation) with the
+    other members, or its own ``'decisiveness'``), its weight becomes
+    ``base · clip(cue, 0, 1) ** gamma`` (:func:`adaptive_weights`, rescaled to the base sum),
+    and the bins are soft-assigned to the all-zeros / all-ones centres with those real-valued
+    weights (:func:`weighted_fixed_assign`). A member that contradicts the others (e.g. a
+    pitch track that locked onto the bass) is down-weighted on that mixture only; with
+    ``gamma = 0`` this is :class:`EnsembleClustering` with ``clustering='fixed'``.
+
+    Args:
+        separators, returns, weights, beta, sample_rate, stft, device, source_labels: as in
+            :class:`EnsembleClustering` (``weights`` are the base weights, default all 1).
+        cue: ``'agreement'`` (default) or ``'decisiveness'``.
+        gamma: exponent of the cue (default 2.0; 0 = fixed weights).
+        cue_percentile: loud-bin percentile the cues are computed on (default 90).
+
+    ``features`` (for confidence measures) are the base ensemble's stacked masks (columns
+    repeated by the base weights), as in :class:`EnsembleClustering`. ``last_weights``
+    holds the ``(batch, dim)`` adapted weights of the last call (one per returned column).
+    """
+
+    def __init__(self, separators: list[Separator], returns: list[list[int]],
+                 weights: list[int] | None = None, beta: float = 2.5, cue: str = "agreement",
+                 gamma: float = 2.0, cue_percentile: float = 90.0,
+                 source_labels=("accompaniment", "vocals"), sample_rate: int | None = None,
+                 stft: STFT | None = None, device: str | None = None):
+        super().__init__(separators, returns, weights, num_sources=2, clustering="fixed",
+                         beta=beta, source_labels=source_labels, sample_rate=sample_rate,
+                         stft=stft, device=device)
+        if cue not in ADAPT_CUES:
+            raise ValueError(f"unknown cue {cue!r}; choose one of {ADAPT_CUES}")
+        if gamma < 0:
+            raise ValueError(f"gamma = {gamma} must be >= 0")
+        if not 0.0 <= cue_percentile <= 100.0:
+            raise ValueError(f"cue_percentile must be in [0, 100], got {cue_percentile}")
+        self.cue = cue
+        self.gamma = float(gamma)
+        self.cue_percentile = float(cue_percentile)
+        self.last_weights: torch.Tensor | None = None
+
+    def columns(self, mix_spec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Unrepeated member masks ``(batch, time, freq, n_cols)`` and their base weights
+        ``(n_cols,)``."""
+        cols, base = [], []
+        for m, ret, w in zip(self.member_masks(mix_spec), self.returns, self.weights):
+            for r in ret:
+                cols.append(m[:, r])
+                base.append(float(w))
+        return torch.stack(cols, dim=-1), torch.tensor(base, dtype=torch.float64)
+
+    def adapted_weights(self, columns: torch.Tensor, mix_magnitude: torch.Tensor,
+                        base: torch.Tensor) -> torch.Tensor:
+        """``(n_cols,)`` weights of one mixture: columns ``(time, freq, n_cols)``, magnitude
+        ``(time, freq)``."""
+        cues = member_cues(columns, mix_magnitude, base, self.cue_percentile)
+        return adaptive_weights(base, cues[self.cue], self.gamma)
+
+    def masks(self, mix_spec: torch.Tensor, source_specs: torch.Tensor | None = None) -> torch.Tensor:
+        cols, base = self.columns(mix_spec)
+        mag = magnitude(mix_spec)
+        out, used = [], []
+        for i in range(cols.shape[0]):
+            w = self.adapted_weights(cols[i], mag[i], base)
+            used.append(w)
+            out.append(weighted_fixed_assign(cols[i], w.to(cols.dtype), self.beta))
+        self.last_weights = torch.stack(used)
+        return torch.stack(out)
