@@ -156,8 +156,13 @@ class WHAMDataset(TrackDataset):
             (default True; False only checks the file lists).
         silence_db, max_retries: redraw excerpts quieter than ``silence_db`` dBFS up to
             ``max_retries`` times (defaults -60, 5).
+        channel: for multichannel folders (e.g. made by
+            :func:`~bootsep.data.spatialize.spatialize_wham`): None (default) averages the
+            channels, an int ``c`` reads channel ``c`` alone (a single microphone), ``'all'``
+            reads every channel (``channels`` = the mixture files' count, for a spatial
+            separator).
 
-    Items (mono, ``channels == 1``)::
+    Items (mono, ``channels == 1``, unless ``channel = 'all'``)::
 
         mix: (1, samples) float32; sources: (2, 1, samples); name: utterance id; index;
         offset, offsets, gains_db, coherent (as StemFolderDataset);
@@ -173,7 +178,8 @@ class WHAMDataset(TrackDataset):
                  excerpt_seconds: float | None = None, num_items: int | None = None,
                  seed: int = 0, remix: Remixer | None = None, cache=None,
                  min_seconds: float | None = None, check_lengths: bool = True,
-                 silence_db: float = -60.0, max_retries: int = 5):
+                 silence_db: float = -60.0, max_retries: int = 5,
+                 channel: int | str | None = None):
         from bootsep.data.cache import AudioCache
 
         task = TASK_ALIASES.get(task, task)
@@ -185,7 +191,12 @@ class WHAMDataset(TrackDataset):
                             "holds noise that is not a source); use 'separate-clean' or "
                             "'enhance-both', or remove remix")
         self.root = Path(root)
-        self.mono = True
+        if not (channel is None or channel == "all"
+                or (isinstance(channel, int) and not isinstance(channel, bool) and channel >= 0)):
+            raise UserError(f"WHAMDataset.channel must be None (average), a channel index >= 0 "
+                            f"or 'all', got {channel!r}")
+        self.channel = channel
+        self.mono = channel != "all"
         self.task = task
         self.mode = mode
         self.split_dir = wham_folder(root, split, mode, sample_rate)
@@ -196,7 +207,16 @@ class WHAMDataset(TrackDataset):
         names, lengths = check_wham_folder(self.split_dir, (self.mix_folder, *self.source_folders),
                                            check_lengths=check_lengths,
                                            sample_rate=sample_rate)
-        self._setup(names=names, lengths=lengths, channels=[1] * len(names),
+        n_ch = 1
+        if names and channel is not None:
+            from bootsep.data.audio import audio_info
+
+            have = audio_info(self.split_dir / self.mix_folder / f"{names[0]}.wav")[2]
+            if channel != "all" and channel >= have:
+                raise UserError(f"WHAMDataset.channel = {channel} but "
+                                f"{self.split_dir / self.mix_folder} holds {have}-channel files")
+            n_ch = have if channel == "all" else 1
+        self._setup(names=names, lengths=lengths, channels=[n_ch] * len(names),
                     sources=[label for label, _ in pairs], sample_rate=sample_rate,
                     excerpt_seconds=excerpt_seconds, num_items=num_items, seed=seed,
                     remix=remix, silence_db=silence_db, max_retries=max_retries,
@@ -224,10 +244,12 @@ class WHAMDataset(TrackDataset):
     def _load(self, path: Path, start: int, n: int) -> np.ndarray:
         from bootsep.data.audio import load_audio
 
-        kw = dict(sample_rate=self.sample_rate, mono=True, offset=start / self.sample_rate,
-                  duration=n / self.sample_rate)
+        kw = dict(sample_rate=self.sample_rate, mono=self.channel is None,
+                  offset=start / self.sample_rate, duration=n / self.sample_rate)
         x = self.cache.load(path, **kw) if self.cache is not None else load_audio(path, **kw)
-        return fit(x, 1, n)
+        if isinstance(self.channel, int):
+            x = x[min(self.channel, x.shape[0] - 1):][:1]  # a mono file (noise) has channel 0 only
+        return fit(x, self._channels[0] if self._channels else 1, n)
 
     def _read_coherent(self, track: int, start: int, n: int):
         mix = self._load(self._path(track, self.mix_folder), start, n)
