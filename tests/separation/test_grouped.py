@@ -57,14 +57,14 @@ def test_grouped_separator_sums_masks_and_checks_groups():
     out = sep.separate(mix)
     assert out.labels == ["low", "high"]
     torch.testing.assert_close(out.estimates.sum(0), mix, atol=1e-4, rtol=1e-4)
-    for groups in ({"a": [0, 4]}, {"a": [0], "b": [0]}, {}, {"a": []}):
+    for groups in ({"a": [0, 4]}, {"a": [0], "b": [0]}, {}, {"a": []}, "best"):
         with pytest.raises(UserError):
             GroupedSeparator(inner, groups)
 
 
 def test_oracle_grouped_separator_uses_the_references():
     inner = _Four(source_labels=["o0", "o1", "o2", "o3"], device="cpu")
-    sep = GroupedSeparator(inner, None, labels=["a", "b"])
+    sep = GroupedSeparator(inner, "oracle", labels=["a", "b"])
     assert sep.needs_references
     g = torch.Generator().manual_seed(0)
     mix = torch.randn(1, 8000, generator=g)

@@ -36,7 +36,9 @@ class MixtureOfMixtures(Dataset):
     after gains), ``name`` (``'a+b'``), ``index``.
     """
 
-    sources = ("mixture1", "mixture2")
+    #: the targets are two mixtures, not named sources: the model's outputs are unnamed
+    #: (``train.source_labels`` names them, e.g. ``['out0', ..., 'out3']``)
+    sources: tuple[str, ...] = ()
 
     def __init__(self, datasets: Dataset | Sequence[Dataset], seed: int = 0,
                  gain_jitter_db: float = 0.0):

@@ -50,18 +50,21 @@ class GroupedSeparator(Separator):
     Args:
         separator: any :class:`~bootsep.separation.base.Separator` (e.g. a deep MixIT model).
         groups: ``{source label: [output indices]}`` in output order, disjoint; outputs left
-            out are discarded (e.g. a noise output). ``None`` = ORACLE: per item, the grouping
-            with the best mean SI-SDR against the item's references (then ``labels`` names the
+            out are discarded (e.g. a noise output). ``'oracle'``: per item, the grouping with
+            the best mean SI-SDR against the item's references (then ``labels`` names the
             sources, and evaluation hands the references over as to any oracle separator).
         labels: source labels for the oracle (default ``('accompaniment', 'vocals')``).
     """
 
-    def __init__(self, separator: Separator, groups: Mapping | None = None,
+    def __init__(self, separator: Separator, groups: Mapping | str,
                  labels: Sequence[str] = ("accompaniment", "vocals")):
         n_out = getattr(separator, "num_sources", None)
-        self.groups = None if groups is None else _check_groups(groups, n_out)
-        self.needs_references = groups is None
-        names = list(labels) if groups is None else list(self.groups)
+        if isinstance(groups, str) and groups != "oracle":
+            raise UserError(f"GroupedSeparator.groups = {groups!r}: give {{source: [output "
+                            "indices]}} or 'oracle'")
+        self.groups = None if groups == "oracle" else _check_groups(groups, n_out)
+        self.needs_references = self.groups is None
+        names = list(labels) if self.groups is None else list(self.groups)
         super().__init__(separator.sample_rate, separator.stft, names, str(separator.device))
         self.separator = separator
 
