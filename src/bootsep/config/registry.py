@@ -21,6 +21,7 @@ EXTERNALS = [
     ("bootsep.data.musdb", "prepare_musdb", "prepare_musdb"),
     ("bootsep.data.musdb", "MUSDBDataset", "MUSDBDataset"),
     ("bootsep.data.wham", "WHAMDataset", "WHAMDataset"),
+    ("bootsep.data.spatialize", "spatialize_wham", "spatialize_wham"),
     ("bootsep.data.user", "MixtureFolderDataset", "MixtureFolderDataset"),
     ("bootsep.data.bootstrapped", "BootstrappedDataset", "BootstrappedDataset"),
     ("bootsep.data.mixture_of_mixtures", "MixtureOfMixtures", "MixtureOfMixtures"),
@@ -42,6 +43,7 @@ EXTERNALS = [
     ("bootsep.primitives.hpss", "HPSS", "HPSS"),
     ("bootsep.primitives.pitch", "PitchContinuity", "PitchContinuity"),
     ("bootsep.primitives.timbre", "TimbreClustering", "TimbreClustering"),
+    ("bootsep.primitives.spatial", "SpatialClustering", "SpatialClustering"),
     ("bootsep.primitives.oracle", "IdealBinaryMask", "IdealBinaryMask"),
     ("bootsep.primitives.oracle", "IdealRatioMask", "IdealRatioMask"),
     ("bootsep.primitives.oracle", "WienerFilter", "WienerFilter"),
@@ -83,7 +85,7 @@ def register_all() -> None:
         warnings.simplefilter("ignore", FutureWarning)
         from gin.torch import external_configurables  # noqa: F401  (torch.optim.*, lr_scheduler.*)
 
-    from . import experiment, organize, paths, separate, sweep  # noqa: F401  (@gin.configurable)
+    from . import bootstrap, experiment, organize, paths, separate, sweep  # noqa: F401  (@gin.configurable)
 
     for module, attr, name in EXTERNALS:
         obj = getattr(importlib.import_module(module), attr)

@@ -1,4 +1,4 @@
-"""Primitive separators (repetition, micromodulation, HPSS, timbre, pitch), oracle baselines,
+"""Primitive separators (repetition, micromodulation, HPSS, timbre, pitch, spatial), oracle baselines,
 the primitive ensemble and confidence measures.
 
 Names are resolved lazily on first access (``from bootsep.primitives import Repet``), so
@@ -17,6 +17,7 @@ _EXPORTS = {
     "FT2D": "ft2d",
     "HPSS": "hpss",
     "TimbreClustering": "timbre",
+    "SpatialClustering": "spatial",
     "IdealBinaryMask": "oracle",
     "IdealRatioMask": "oracle",
     "WienerFilter": "oracle",

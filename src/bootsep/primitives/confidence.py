@@ -18,7 +18,12 @@ jensen_shannon     JS divergence (bits) between a 1- and a K-component GMM, Mont
 loudness           K x share of the smallest KMeans cluster                               [0, 1]
 whitened_kmeans    1 - L_WKM / (D + K) on the KMeans assignment (see function)            see fn
 dpcl_classic       1 - deep-clustering loss of the unit-normalised features vs KMeans     [0, 1]
+spatial            jensen_shannon x cluster balance (K x smallest GMM share + 1e-3)      [0, 1]
 ================== ====================================================================== ========
+
+``spatial`` is the predecessor's confidence of its spatial-clustering teacher (on the IPD/ILD
+features of :class:`~bootsep.primitives.spatial.SpatialClustering`); its per-T-F counterpart
+is :func:`spatial_tf_confidence`.
 
 Degenerate input: when the loud bins hold fewer than ``K`` distinct feature vectors (e.g. all
 features identical) every measure returns its "no structure" value, ``0.0``. When fewer loud
@@ -36,7 +41,7 @@ import math
 import numpy as np
 
 MEASURES = ("silhouette", "posterior", "combined", "fixed_posterior", "jensen_shannon",
-            "loudness", "whitened_kmeans", "dpcl_classic")
+            "loudness", "whitened_kmeans", "dpcl_classic", "spatial")
 
 
 def _to_numpy(x) -> np.ndarray:
@@ -212,6 +217,7 @@ class _Points:
                              random_state=self.seed).fit(sub)
         gk = GaussianMixture(self.k, covariance_type=covariance_type, reg_covar=reg_covar,
                              random_state=self.seed).fit(sub)
+        self._gk = (gk, sub)
         xp, _ = g1.sample(n_samples)
         xq, _ = gk.sample(n_samples)
         log2 = math.log(2.0)
@@ -224,6 +230,16 @@ class _Points:
 
         js = 0.5 * (kl_to_mix(xp, "p") + kl_to_mix(xq, "q")) / log2
         return float(np.clip(js, 0.0, 1.0))
+
+    def spatial(self, max_points: int, n_samples: int, covariance_type: str,
+                reg_covar: float) -> float:
+        js = self.jensen_shannon(max_points, n_samples, covariance_type, reg_covar)
+        if not (math.isfinite(js) and js > 0.0) or getattr(self, "_gk", None) is None:
+            return js
+        gk, sub = self._gk
+        share = gk.predict_proba(sub).mean(axis=0)
+        balance = self.k * float(share.min()) + 1e-3
+        return float(max(js * balance, 0.0))
 
 
 def _points(features, mix_magnitude, num_sources, threshold_percentile, seed,
@@ -320,6 +336,45 @@ def jensen_shannon_confidence(features, mix_magnitude, num_sources: int = 2,
     return p.jensen_shannon(max_points, n_samples, covariance_type, reg_covar)
 
 
+def spatial_confidence(features, mix_magnitude, num_sources: int = 2,
+                       threshold_percentile: float = 99.0, max_points: int = 5000,
+                       n_samples: int = 10000, seed: int = 0, covariance_type: str = "full",
+                       reg_covar: float = 1e-4, min_frequency_bin: int = 0) -> float:
+    """The predecessor's mixture-level spatial confidence, in [0, 1]:
+    :func:`jensen_shannon_confidence` (same arguments) times the cluster balance
+    ``K * min_k share_k + 1e-3``, where ``share_k`` is the mean posterior of component ``k`` of
+    the K-component GMM over the fitted bins (for K = 2 the reference's
+    ``2 (0.5 - |share - 0.5|) + 1e-3``). High when the features form K distinct groups of
+    similar size (talkers at distinct positions); near 0 when one Gaussian explains them
+    (co-located sources) or one cluster holds nearly every bin.
+    """
+    p = _points(features, mix_magnitude, num_sources, threshold_percentile, seed,
+                min_frequency_bin)
+    return p.spatial(max_points, n_samples, covariance_type, reg_covar)
+
+
+def spatial_tf_confidence(posteriors, weight: float = 1.0, eps: float = 1e-6):
+    """The predecessor's per-T-F confidence ``2 |max_k p_k - 1/K| * weight + eps``.
+
+    Args:
+        posteriors: ``(..., K, time, freq)`` cluster posteriors (the spatial masks), torch or
+            numpy.
+        weight: the mixture-level confidence (:func:`spatial_confidence`), default 1.
+    Returns:
+        ``(..., time, freq)``, same type as ``posteriors``. Up to the factor ``weight`` (and
+        ``K / (2 (K - 1))``, 1 for two sources) it equals the dominance that
+        :func:`bootsep.bootstrap.weights.confidence_weights` recovers from bootstrapped sources
+        (``train.confidence_power``), so training on spatial pseudo-sources with
+        ``confidence_power = 1`` weights the deep-clustering loss by it.
+    """
+    k = posteriors.shape[-3]
+    if hasattr(posteriors, "detach"):
+        top = posteriors.amax(dim=-3)
+    else:
+        top = np.asarray(posteriors).max(axis=-3)
+    return 2.0 * abs(top - 1.0 / k) * float(weight) + eps
+
+
 def loudness_confidence(features, mix_magnitude, num_sources: int = 2,
                         threshold_percentile: float = 99.0, seed: int = 0,
                         min_frequency_bin: int = 0) -> float:
@@ -406,6 +461,8 @@ def compute_confidences(features, mix_magnitude, measures=("silhouette", "poster
             out[m] = p.loudness()
         elif m == "whitened_kmeans":
             out[m] = p.whitened_kmeans()
+        elif m == "spatial":
+            out[m] = p.spatial(js_max_points, js_samples, "full", 1e-4)
         else:
             out[m] = p.dpcl_classic()
     return out
