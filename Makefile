@@ -8,13 +8,14 @@ STAMP  := $(VENV)/.bootsep-installed
 DEMO_RUNS ?= runs/demo
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install system-deps demo demo-chimera test lint bench help
+.PHONY: install system-deps demo demo-chimera test lint bench help unsupervised
 
 help:
 	@echo "make demo   - set up .venv, build demo data, run the paper in miniature, print the comparison"
 	@echo "make demo-chimera - the 5-minute engine demo: a chimera on the demo ground truth"
 	@echo "make test   - set up .venv, lint with ruff, run the test suite"
 	@echo "make bench  - run the benchmarks in bench/"
+	@echo "make unsupervised - bootstrapping vs RemixIT vs MixIT on the demo (after make demo)"
 
 $(STAMP): pyproject.toml
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -63,6 +64,11 @@ demo-chimera: install
 	@$(BIN)/python main.py all -c musdb/demo/env.gin musdb/demo/data.gin musdb/demo/chimera.gin \
 	    -o $(DEMO_RUNS)/chimera
 	@echo "$(DEMO_RUNS)/chimera/report_card.txt"
+
+# Bootstrapping vs RemixIT vs MixIT on the demo's unlabelled mixtures, same model and budget
+# (runs `make demo` first when its comparison is missing); last line: the table as JSON.
+unsupervised: install
+	@PY=$(BIN)/python BOOTSEP_DEMO_RUNS=$(DEMO_RUNS) $(BIN)/python bench/unsupervised.py --demo-runs $(DEMO_RUNS)
 
 bench: install
 	$(BIN)/python bench/pipeline.py
