@@ -177,3 +177,128 @@ def test_long_audio_page_stays_under_5mb(make_run):
     out = write_report_html(run, df, "card", [], max_audio_bytes=10_000_000)
     y, sr = _decode(AUDIO_RE.findall(out.read_text())[0])
     assert len(y) == 10 * 16000
+
+
+# ---------------------------------------------------------------------------------------------
+# what the run did: model/checkpoint summary, training curves, per-item SI-SIR/SI-SAR,
+# provenance table with the final status, linked audio
+
+
+def _trained_run(make_run, lineage=True):
+    import torch
+
+    from bootsep.engine.checkpoint import save_checkpoint
+
+    scores = {f"s{i}": {s: {"SI-SDR": [v, v], "SI-SIR": [v + 10, v + 10], "SI-SAR": [v + 1, v + 1],
+                            "SI-SDRi": [v + 6, v + 6]} for s in ("vocals", "accompaniment")}
+              for i, v in enumerate([1.0, 4.0, -2.0])}
+    prov = {"invocations": [{"command": "all", "argv": ["main.py", "all", "-b", "a = 1"],
+                             "start": "2026-01-01T00:00:00", "end": None, "status": "running",
+                             "git": {"commit": "0123456789abcdef", "dirty": True},
+                             "device": {"cuda": False, "cpu_count": 2},
+                             "versions": {"torch": "2.13"}}]}
+    run = make_run(scores, audio_items=("s0", "s1", "s2"), seconds=2.0, provenance=prov)
+    history = [{"epoch": e, "iteration": 10 * e, "lr": 1e-3 / e,
+                "train": {"loss": 1.0 / e}, "validation": {"loss": 1.1 / e + (e == 3), "SI-SDR": e}}
+               for e in (1, 2, 3)]
+    state = {"lstm.weight": torch.zeros(7, 5), "bn.weight": torch.zeros(4),
+             "bn.running_mean": torch.zeros(4), "bn.num_batches_tracked": torch.tensor(3)}
+    gin_text = ("DEMO_ROOT = @demo_root/env_path()\n"
+                "demo_root/env_path.name = 'BOOTSEP_DEMO_ROOT'\n"
+                "train/StemFolderDataset.root = %DEMO_ROOT\n"
+                "train/StemFolderDataset.split = 'train'\n"
+                "train/StemFolderDataset.cache = None\n"
+                "train/StemFolderDataset.mono = True\n"
+                "test/StemFolderDataset.split = 'test'\n")
+    ckpt = {"model": {"class": "bootsep.models.recurrent.Chimera", "args": {"hidden_size": 8},
+                      "state_dict": state},
+            "history": history, "epoch": 3, "num_epochs": 5, "best_val_loss": 0.55,
+            "gin_config": gin_text}
+    save_checkpoint(run / "checkpoints" / "latest.pth", ckpt)
+    save_checkpoint(run / "checkpoints" / "best.pth", dict(ckpt, history=history[:2], epoch=2))
+    (run / "evaluation.json").write_text(json.dumps({
+        "separator": "DeepMaskSeparator", "checkpoint": str(run / "checkpoints" / "best.pth"),
+        "checkpoint_epoch": 2, "dataset": "StemFolderDataset(split='test')"}))
+    if lineage:
+        (run / "lineage.json").write_text(json.dumps({
+            "init_from_checkpoint": "/runs/parent/checkpoints/best.pth", "parent_epoch": 9,
+            "parent_model": "bootsep.models.recurrent.Chimera"}))
+    return run
+
+
+def test_report_says_what_the_run_did(make_run):
+    run = _trained_run(make_run)
+    df = load_results(run / "results")
+    text = write_report_html(run, df, "card", [], audio_seconds=0.5).read_text()
+    # model / checkpoint summary
+    assert '<h2 id="model">Model and checkpoint</h2>' in text
+    assert "Chimera" in text and "hidden_size=8" in text
+    assert "<td>39</td>" in text  # 7*5 + 4 trained values; running stats are not parameters
+    assert "checkpoints/best.pth (epoch 2)" in text
+    assert "3 of 5 configured" in text and "0.55 at epoch 2" in text
+    assert "train/StemFolderDataset.root = %DEMO_ROOT" in text
+    assert "demo_root/env_path.name = &#x27;BOOTSEP_DEMO_ROOT&#x27;" in text
+    assert "train/StemFolderDataset.mono" not in text and "test/StemFolderDataset" not in text
+    assert "fine-tuned from /runs/parent/checkpoints/best.pth (epoch 9" in text
+    # training curves from the full history of latest.pth
+    assert '<h2 id="training">Training curves</h2>' in text
+    assert "3 epochs; last: train loss 0.3333, validation loss 1.367" in text
+    curves = re.search(r'alt="training curves" src="data:image/png;base64,([^"]+)"', text)
+    assert curves and len(base64.b64decode(curves.group(1))) > 5000
+    # spectrograms of the mixture and each estimate, per example
+    assert text.count('alt="spectrograms"') == 3
+    # per-item SI-SIR / SI-SAR next to SI-SDR
+    assert "<th>VOCALS SI-SIR</th>" in text and "<th>VOCALS SI-SAR</th>" in text
+    assert '<td class="num">14.00</td>' in text  # s1 vocals SI-SIR
+    # provenance as a table (not flattened keys)
+    assert "<th>status</th>" in text and "0123456789 (dirty)" in text
+    assert "main.py all -b &#x27;a = 1&#x27;" in text and ">running</td>" in text
+
+
+def test_provenance_is_refreshed_after_the_command_ends(make_run):
+    run = _trained_run(make_run, lineage=False)
+    df = load_results(run / "results")
+    from bootsep.report.html import refresh_provenance
+
+    page = write_report_html(run, df, "card", [], audio_seconds=0.5, spectrograms=False)
+    assert ">running</td>" in page.read_text() and "trained from scratch" in page.read_text()
+    prov = json.loads((run / "provenance.json").read_text())
+    prov["invocations"][0].update(end="2026-01-01T00:10:00", status="failed: RuntimeError")
+    (run / "provenance.json").write_text(json.dumps(prov))
+    before = page.read_text()
+    assert refresh_provenance(run) == page
+    after = page.read_text()
+    assert ">running</td>" not in after
+    assert '<td class="bad">failed: RuntimeError</td>' in after and "2026-01-01T00:10:00" in after
+    head = before.split("<!-- provenance -->")[0]
+    assert after.startswith(head)  # the rest of the page is untouched
+    assert refresh_provenance(run / "nowhere") is None
+
+
+def test_cli_writes_the_final_status_into_report_html(make_run, monkeypatch):
+    """`main.py analyze` ends with report.html showing its own invocation as ok."""
+    from bootsep.cli.main import main
+
+    run = make_run(_scores_with_vocals({"s0": 1.0, "s1": 2.0}))
+    monkeypatch.chdir(run.parent)
+    assert main(["analyze", "-o", str(run)]) == 0
+    text = (run / "report.html").read_text()
+    rows = re.findall(r"<tr><td>analyze</td>.*?</tr>", text)
+    assert len(rows) == 1 and '<td class="ok">ok</td>' in rows[0]
+
+
+def test_linked_audio_keeps_the_page_small(make_run):
+    run = make_run(_scores_with_vocals({"s0": 1.0, "s1": 2.0, "s2": 3.0}),
+                   audio_items=("s0", "s1", "s2"), seconds=12.0, sr=22050, burst_at=4.0)
+    df = load_results(run / "results")
+    out = write_report_html(run, df, "card", [], link_audio=True, spectrograms=False)
+    text = out.read_text()
+    assert not AUDIO_RE.findall(text)
+    links = re.findall(r'<audio controls preload="none" src="([^"]+)">', text)
+    assert len(links) == 15
+    assert "estimates/s2/vocals.wav" in links
+    for link in links:  # relative paths that resolve from the page's folder
+        from urllib.parse import unquote
+
+        assert not link.startswith("/") and (run / unquote(link)).is_file()
+    assert len(out.read_bytes()) < 200_000

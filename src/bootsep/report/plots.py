@@ -167,3 +167,124 @@ def plot_scatter(x: Sequence[float], y: Sequence[float], path: str | os.PathLike
         ax.set_title(title)
     ax.grid(alpha=0.3)
     return _save(fig, path)
+
+
+def png_bytes(fig, dpi: int = 100) -> bytes:
+    """The figure as PNG bytes (for embedding; nothing written)."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def jpeg_bytes(fig, dpi: int = 90, quality: int = 85) -> bytes:
+    """The figure as JPEG bytes: spectrograms are noise-like images that PNG barely
+    compresses (a third of a megabyte each), JPEG keeps them near 50 kB."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="jpeg", dpi=dpi, pil_kwargs={"quality": quality})
+    return buf.getvalue()
+
+
+def training_curves_figure(history: Sequence[dict], evaluated_epoch: int | None = None,
+                           metric: str = "SI-SDR"):
+    """Loss (train and validation), the validation ``metric`` and the learning rate per epoch.
+
+    Args:
+        history: one record per epoch as the trainer writes it: ``epoch``, ``lr``, ``train``
+            and ``validation`` dicts of means (``loss`` is the weighted total).
+        evaluated_epoch: marked with a dashed line on every panel (the checkpoint evaluated).
+        metric: validation metric of the middle panel (skipped when never logged).
+
+    Returns:
+        A matplotlib Figure (Agg canvas) with 2 or 3 panels side by side.
+    """
+    import numpy as np
+
+    epochs = np.array([float(h.get("epoch", i + 1)) for i, h in enumerate(history)])
+
+    def series(part: str, key: str):
+        return np.array([float((h.get(part) or {}).get(key, np.nan)) for h in history])
+
+    val_metric = series("validation", metric)
+    panels = ["loss"] + ([metric] if np.isfinite(val_metric).any() else []) + ["lr"]
+    fig = _figure(4.2 * len(panels), 3.4)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, panel in zip(axes, panels):
+        if panel == "loss":
+            for part, color in (("train", "tab:blue"), ("validation", "tab:orange")):
+                v = series(part, "loss")
+                if np.isfinite(v).any():
+                    ax.plot(epochs, v, marker="o", markersize=3, color=color, label=part)
+            ax.set_title("loss per epoch")
+            ax.set_ylabel("loss")
+            ax.legend(fontsize=8)
+        elif panel == "lr":
+            lr = np.array([float(h.get("lr", np.nan)) for h in history])
+            ax.plot(epochs, lr, marker="o", markersize=3, color="tab:green")
+            if np.all(lr[np.isfinite(lr)] > 0):
+                ax.set_yscale("log")
+            ax.set_title("learning rate")
+            ax.set_ylabel("lr")
+        else:
+            ax.plot(epochs, val_metric, marker="o", markersize=3, color="tab:purple")
+            ax.set_title(f"validation {metric}")
+            ax.set_ylabel(f"{metric} (dB)")
+        if evaluated_epoch is not None:
+            ax.axvline(float(evaluated_epoch), color="0.4", linestyle="--", linewidth=1,
+                       label="evaluated" if panel == "loss" else None)
+            if panel == "loss":
+                ax.legend(fontsize=8)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_training_curves(history: Sequence[dict], path: str | os.PathLike,
+                         evaluated_epoch: int | None = None) -> Path:
+    """Write :func:`training_curves_figure` to ``path`` (PNG, atomically)."""
+    return _save(training_curves_figure(history, evaluated_epoch), path)
+
+
+def spectrograms_figure(signals: Sequence[tuple[str, Sequence[float]]], sample_rate: int,
+                        window_length: int = 1024, hop_length: int = 256,
+                        dynamic_range_db: float = 80.0):
+    """dB magnitude spectrograms side by side (one per ``(label, mono signal)``), on one colour
+    scale (the loudest bin of all of them is 0 dB), computed with :class:`bootsep.dsp.STFT`.
+
+    Args:
+        signals: ``[(label, samples), ...]``, e.g. the mixture then each estimate.
+        sample_rate: Hz (the y axis is in kHz).
+        window_length, hop_length: STFT sizes in samples (defaults 1024 / 256).
+        dynamic_range_db: colours span this many dB below the peak (default 80).
+    """
+    import numpy as np
+    import torch
+
+    from ..dsp.stft import STFT
+
+    stft = STFT(window_length=window_length, hop_length=hop_length)
+    mags = []
+    for _, x in signals:
+        x = torch.as_tensor(np.asarray(x, dtype=np.float32).ravel())
+        if x.numel() < window_length:
+            x = torch.nn.functional.pad(x, (0, window_length - x.numel()))
+        mags.append(stft(x[None]).abs()[0].numpy())  # (time, freq)
+    peak = max((float(m.max()) for m in mags), default=1.0) or 1.0
+    n = max(1, len(signals))
+    fig = _figure(3.3 * n, 2.6)
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    image = None
+    for ax, (label, _), mag in zip(axes, signals, mags):
+        db = 20 * np.log10(np.maximum(mag / peak, 1e-10))
+        extent = (0, mag.shape[0] * hop_length / sample_rate, 0, sample_rate / 2000)
+        image = ax.imshow(db.T, origin="lower", aspect="auto", extent=extent, cmap="magma",
+                          vmin=-dynamic_range_db, vmax=0)
+        ax.set_title(str(label), fontsize=10)
+        ax.set_xlabel("s")
+    axes[0].set_ylabel("kHz")
+    if image is not None:
+        fig.colorbar(image, ax=list(axes), label="dB", shrink=0.9, pad=0.01)
+    return fig
