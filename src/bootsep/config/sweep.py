@@ -151,35 +151,11 @@ def _make_executable(path: Path) -> None:
 
 
 def load_sweep(folder: str | Path) -> dict:
-    """``<folder>/sweep.json``: ``{"runs": {run_name: {"setting": {key: value}, "gpus_per_run": N}}}``
-    (``{"runs": {}}`` when absent). Runs instantiated before this file existed are read from
-    their ``config.gin`` header (``# sweep setting: {...}``)."""
-    import ast
-    import json
+    """``<folder>/sweep.json`` with every run folder's setting (the reader lives, gin-free, in
+    :func:`bootsep.report.sweep.load_sweep`, which ``report.compare --sweep`` uses too)."""
+    from ..report.sweep import load_sweep as _load
 
-    folder = Path(folder)
-    path = folder / SWEEP_JSON
-    data = {"runs": {}}
-    if path.is_file():
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError) as e:
-            raise UserError(f"{path}: unreadable ({e}); it lists the sweep's runs, restore or "
-                            "delete it") from None
-    runs = data.setdefault("runs", {})
-    for run in existing_runs(folder):
-        if run.name in runs or not (run / "config.gin").is_file():
-            continue
-        setting = {}
-        for line in (run / "config.gin").read_text().splitlines()[:5]:
-            if line.startswith("# sweep setting: "):
-                text = line[len("# sweep setting: "):].strip()
-                try:
-                    setting = {} if text == "none" else ast.literal_eval(text)
-                except (ValueError, SyntaxError):
-                    setting = {}
-        runs[run.name] = {"setting": setting, "gpus_per_run": 1}
-    return data
+    return _load(folder)
 
 
 def run_command_line(run: Path, gpus: int) -> str:

@@ -20,6 +20,11 @@ Usage::
 
 Without ``--system``, the systems are ``ensemble``, ``bootstrapped`` and ``supervised`` in
 sub-folders of ``--output`` (default ``runs/demo``).
+
+A sweep folder made by ``instantiate`` gets its own comparison (table, plot of the headline
+metric against the swept values, TensorBoard hparams; :mod:`bootsep.report.sweep`)::
+
+    python -m bootsep.report.compare --sweep runs/sweep [--metric SI-SDR]
 """
 
 from __future__ import annotations
@@ -147,8 +152,20 @@ def main(argv=None) -> int:
     p.add_argument("--cut-percentile", type=float, default=None,
                    help="mark this confidence percentile (the selection) on the plot")
     p.add_argument("--title", default=None)
+    p.add_argument("--sweep", default=None, metavar="SWEEP_FOLDER",
+                   help="compare the runs of an `instantiate` sweep folder instead: table, plot "
+                        "of --metric against the swept values, TensorBoard hparams (written "
+                        "into that folder; see bootsep.report.sweep)")
+    p.add_argument("--metric", default="SI-SDR", help="--sweep: the headline metric (SI-SDR)")
     args = p.parse_args(argv)
     try:
+        if args.sweep is not None:
+            from .sweep import compare_sweep
+
+            res = compare_sweep(args.sweep, metric=args.metric)
+            print(res["text"])
+            print(res["md"])
+            return 0
         systems = {}
         for s in args.system:
             if "=" not in s:
