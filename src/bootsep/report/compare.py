@@ -97,6 +97,7 @@ def compare(systems: Mapping[str, str | Path], output: str | Path,
         cells = " | ".join(_fmt(row[s][m]) for s in sources for m in METRICS)
         lines.append(f"| {name} | {cells} |")
     lines += ["", "Runs: " + "; ".join(f"{k}: {v[0]} ({v[1]} items)" for k, v in info.items())]
+    lines += per_song_lines(systems, sources)
     if separated is not None:
         from ..bootstrap.organize import load_segments
         from .plots import plot_scatter
@@ -132,6 +133,66 @@ def compare(systems: Mapping[str, str | Path], output: str | Path,
     atomic_write_text(result["md"], "\n".join(lines) + "\n")
     result["text"] = "\n".join(lines)
     return result
+
+
+def per_song_lines(systems: Mapping[str, str | Path], sources: Sequence[str],
+                   metric: str = "SI-SDR") -> list[str]:
+    """Markdown sections computed from the per-song scores (the claims made about a
+    comparison, computed rather than typed): the spread of ``metric`` over songs per system
+    (mean ± std, min .. max; ``n = 1`` when one song), a win matrix per source (songs where
+    the row system scores strictly higher than the column one, over the songs all systems
+    share; ``mixture`` = the mixture as the estimate), each system against the previous one,
+    and, for three systems in a row, how much of the gap from the first to the third the
+    middle one closes."""
+    import numpy as np
+
+    from .aggregate import load_results
+
+    per: dict[str, dict[str, dict[str, float]]] = {}
+    for name, run in systems.items():
+        df = load_results(Path(run) / "results")
+        for s in sources:
+            rows = df[df["source"].astype(str) == s]
+            per.setdefault(name, {})[s] = dict(zip(rows["item"].astype(str), rows[metric]))
+            if "mixture" not in per or s not in per["mixture"]:
+                per.setdefault("mixture", {})[s] = dict(zip(rows["item"].astype(str),
+                                                            rows["MIX-" + metric]))
+    names = ["mixture", *systems]
+    out = ["", f"## Spread over songs ({metric}, dB)", "",
+           "Mean ± standard deviation over songs, then the range.", "",
+           "| system | " + " | ".join(sources) + " |", "|" + "---|" * (1 + len(sources))]
+    for name in names:
+        cells = []
+        for s in sources:
+            v = np.array([x for x in per[name][s].values() if np.isfinite(x)], dtype=float)
+            if v.size == 0:
+                cells.append("n/a")
+            elif v.size == 1:
+                cells.append(f"{v[0]:.2f} (n = 1)")
+            else:
+                cells.append(f"{v.mean():.2f} ± {v.std(ddof=1):.2f} "
+                             f"({v.min():.2f} .. {v.max():.2f}, n = {v.size})")
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
+    for s in sources:
+        common = sorted(set.intersection(*(set(per[n][s]) for n in names)))
+        out += ["", f"## Per-song wins: {s} {metric}", "",
+                f"Songs (of the {len(common)} all systems share) where the row system scores "
+                "higher than the column system.", "",
+                "| row beats column | " + " | ".join(names) + " |", "|" + "---|" * (1 + len(names))]
+        for a in names:
+            cells = ["–" if a == b else str(sum(per[a][s][i] > per[b][s][i] for i in common))
+                     for b in names]
+            out.append(f"| {a} | " + " | ".join(cells) + " |")
+        runs = list(systems)
+        for prev, cur in zip(runs, runs[1:]):
+            wins = sum(per[cur][s][i] > per[prev][s][i] for i in common)
+            out.append(f"\n{cur} beats {prev} on {wins} of {len(common)} songs ({s}).")
+        for a, b, c in zip(runs, runs[1:], runs[2:]):
+            ma, mb, mc = (float(np.nanmean([per[n][s][i] for i in common])) for n in (a, b, c))
+            if common and abs(mc - ma) > 1e-9:
+                out.append(f"{b} closes {100 * (mb - ma) / (mc - ma):.0f} % of the gap from "
+                           f"{a} to {c} ({s}, mean {metric} over these songs).")
+    return out
 
 
 def _fmt(x: float) -> str:
