@@ -1,5 +1,6 @@
-"""`make demo`'s script (musdb/demo/paper_demo.sh), shrunk to tiny songs and models by its
-extra-config hook, runs every step and ends with the comparison table's path."""
+"""`make demo`'s script (musdb/demo/paper_demo.sh: `main.py bootstrap` with the tiny recipe plus
+a supervised reference), shrunk to tiny songs and models by its extra-config hook, runs every
+step and ends with the comparison table's path."""
 
 from __future__ import annotations
 
@@ -64,18 +65,19 @@ def test_paper_demo_runs_every_step_and_prints_the_comparison_last(tmp_path):
     md = (runs / "comparison.md").read_text()
     assert "| bootstrapped |" in md and "Spearman rho" in md
     # 3 training + 3 unlabelled songs of 3 s: one segment each; organize keeps the top 80 %
-    assert len(list((runs / "separated" / "results").glob("*.json"))) == 6
-    manifest = (runs / "bootstrap_data" / "above_q2" / "manifest.csv").read_text().splitlines()
+    assert len(list((runs / "separate" / "data" / "results").glob("*.json"))) == 6
+    manifest = (runs / "organize" / "data" / "manifest.csv").read_text().splitlines()
     assert len(manifest) == 1 + 2 * 5                     # header + 2 sources x 5 segments
     # the student trained on the organized estimates only; the supervised model on stems
-    assert "BootstrappedDataset" in (runs / "bootstrapped" / "config.gin").read_text()
+    assert "BootstrappedDataset" in (runs / "student" / "config.gin").read_text()
     assert "BootstrappedDataset" not in (runs / "supervised" / "config.gin").read_text()
 
     # rerunning resumes: nothing finished is redone
-    results = sorted((runs / "separated" / "results").glob("*.json"))
-    results += sorted((runs / "bootstrapped" / "results").glob("*.json"))
+    results = sorted((runs / "separate" / "data" / "results").glob("*.json"))
+    results += sorted((runs / "student" / "results").glob("*.json"))
     mtimes = [p.stat().st_mtime_ns for p in results]
     r2 = _run(tmp_path, env)
     assert r2.returncode == 0, r2.stderr[-3000:]
     assert r2.stdout.strip().splitlines()[-1] == str(runs / "comparison.md")
     assert [p.stat().st_mtime_ns for p in results] == mtimes
+    assert "separate already finished" in r2.stdout and "train already finished" in r2.stdout

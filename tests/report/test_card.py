@@ -87,8 +87,8 @@ def test_missing_rows_skipped_nan_and_single_values():
     assert list(mean_t) == ["#", "SI-SDR", "SNR"]  # only metrics present
     assert list(mean_t["#"]) == ["OVERALL", "DRUMS", "VOCALS"]
     assert mean_t["SI-SDR"]["VOCALS"] == "nan +/- nan"
-    assert mean_t["SI-SDR"]["DRUMS"] == "2.00 +/- nan"  # std of one value (ddof=1)
-    assert mean_t["SI-SDR"]["OVERALL"] == "2.00 +/- nan"
+    assert mean_t["SI-SDR"]["DRUMS"] == "2.00 (n = 1)"  # one value: no spread, not +/- nan
+    assert mean_t["SI-SDR"]["OVERALL"] == "2.00 (n = 1)"
     assert mean_t["SNR"]["OVERALL"] == "3.67 +/- 3.06"
     assert t["MEDIAN OF METRICS"]["SNR"]["VOCALS"] == "2.00"
 

@@ -30,6 +30,8 @@ COMMANDS = {
     "debug": "overfit one training item briefly, then evaluate on it (in <run>/debug)",
     "separate": "separate audio files or folders with a run or primitive config (--input, --output)",
     "organize": "build training folders from separate's results by confidence percentile",
+    "bootstrap": "unlabelled music -> teacher separations -> confident ones -> a trained student "
+                 "(--unlabelled DIR..., --test DIR; stages in sub-folders of -o, resumable)",
 }
 
 RUN_COMMANDS = {"prepare", "cache", "train", "evaluate", "analyze", "all", "resume", "debug",
@@ -60,6 +62,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default=None, metavar="DIR", help="separate/organize: destination")
     p.add_argument("--force", action="store_true",
                    help="organize: replace what a previous organize wrote in --output")
+    p.add_argument("--unlabelled", nargs="+", default=None, metavar="[NAME=]DIR",
+                   help="bootstrap: folders of recordings to learn from (plain or MUSDB-style)")
+    p.add_argument("--test", default=None, metavar="DIR",
+                   help="bootstrap: labelled songs (DIR/<song>/{mixture,<sources>}.wav) to score "
+                        "the teacher and the student on")
+    p.add_argument("--valid", default=None, metavar="DIR",
+                   help="bootstrap: labelled songs to monitor the student's training with")
+    p.add_argument("--stages", nargs="+", default=None, metavar="STAGE",
+                   help="bootstrap: run only these of separate organize train evaluate compare")
+    p.add_argument("--teacher", default=None, metavar="PATH",
+                   help="bootstrap: the teacher: a separator .gin, a .pth or a trained run "
+                        "folder (default: the recipe's primitive ensemble)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
 
@@ -156,6 +170,10 @@ def run_command(args) -> int:
             configs = [str(compiled)]
     if not configs and cmd not in ("analyze",):
         raise UserError(f"`{cmd}` needs at least one config: main.py {cmd} -c CONFIG.gin")
+    if cmd == "bootstrap":  # its stages parse, log and record provenance themselves
+        from ..config.bootstrap import bootstrap_command
+
+        return bootstrap_command(args, configs)
     parse_configs(configs, args.bind)
 
     if cmd == "instantiate":

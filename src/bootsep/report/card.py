@@ -72,6 +72,13 @@ def fmt(x: float) -> str:
     return "0.00" if s == "-0.00" else s
 
 
+def _spread(mean: float, std: float) -> str:
+    """``mean +/- std``; ``mean (n = 1)`` when one value leaves the std undefined."""
+    if std is None or math.isnan(float(std)):
+        return fmt(mean) if mean is None or math.isnan(float(mean)) else f"{fmt(mean)} (n = 1)"
+    return f"{fmt(mean)} +/- {fmt(std)}"
+
+
 def report_card(df: pd.DataFrame, notes: str | None = None, title: str | None = None) -> str:
     """Render the two-table report card as plain text.
 
@@ -98,7 +105,7 @@ def report_card(df: pd.DataFrame, notes: str | None = None, title: str | None = 
         str(int((df["source"].astype(str) == s).sum())) for s in sources_of(df)]
 
     mean_rows = [n_rows] + [
-        [m] + [f"{fmt(mean.at[m, c])} +/- {fmt(std.at[m, c])}" for c in columns]
+        [m] + [_spread(mean.at[m, c], std.at[m, c]) for c in columns]
         for m in metrics]
     median_rows = [n_rows] + [[m] + [fmt(median.at[m, c]) for c in columns] for m in metrics]
     headers = ["METRIC", *columns]

@@ -61,11 +61,12 @@ def system_means(run_dir: str | Path, sources: Sequence[str] | None = None) -> t
 def compare(systems: Mapping[str, str | Path], output: str | Path,
             sources: Sequence[str] = ("vocals", "accompaniment"), separated=None,
             measure: str = "combined", title: str | None = None,
-            cut_percentile: float | None = None) -> dict:
+            cut_percentile: float | None = None, segments_label: str | None = None) -> dict:
     """Build the comparison (module docstring); returns ``{'table', 'json', 'md', 'png'}``.
 
     ``cut_percentile`` (e.g. 20 for organize's ``above_q2``) marks that confidence percentile on
     the plot and reports the teacher's mean quality of the segments above and below it.
+    ``segments_label`` names the plotted segments in the text (default ``'training segments'``).
     """
     from .plots import spearman
 
@@ -123,7 +124,7 @@ def compare(systems: Mapping[str, str | Path], output: str | Path,
             rho, p, n = spearman(df["confidence"], df[col])
             result["png"] = png
             lines += ["", f"Confidence ({measure}) against {col} of the teacher's separations of "
-                      f"{n} training segments: Spearman rho = {rho:.2f} (p = {p:.2g}); "
+                      f"{n} {segments_label or 'training segments'}: Spearman rho = {rho:.2f} (p = {p:.2g}); "
                       f"plot: {png.name}"]
             if kept is not None:
                 lines += [f"Segments above the {cut_percentile:g}th confidence percentile "
