@@ -74,9 +74,8 @@ def fmt(x: float) -> str:
 
 def _spread(mean: float, std: float) -> str:
     """``mean +/- std``; ``mean (n = 1)`` when one value leaves the std undefined."""
-    if std is None or math.isnan(float(std)):
-        return fmt(mean) if mean is None or math.isnan(float(mean)) else f"{fmt(mean)} (n = 1)"
-    return f"{fmt(mean)} +/- {fmt(std)}"
+    one = mean is not None and not math.isnan(float(mean)) and (std is None or math.isnan(float(std)))
+    return f"{fmt(mean)} (n = 1)" if one else f"{fmt(mean)} +/- {fmt(std)}"
 
 
 def report_card(df: pd.DataFrame, notes: str | None = None, title: str | None = None) -> str:
