@@ -181,3 +181,34 @@ def test_stages_subset_needs_the_earlier_stages(music, tmp_path, capsys, monkeyp
                        str(music["plain"]), "-o", str(tmp_path / "run"), "--stages", "train"],
                       capsys)
     assert code == 2 and "needs stage separate" in err[0], err
+
+
+def test_a_slurm_array_task_separates_its_shard_and_the_plain_rerun_finishes(music, tmp_path,
+                                                                             capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    run = tmp_path / "run"
+    argv = ["bootstrap", "-c", "musdb/recipes/tiny.gin", "--unlabelled", str(music["plain"]),
+            "-o", str(run), "--stages", "separate", "organize"]
+    for b in TEST_BINDINGS:
+        argv += ["-b", b]
+    results = run / "separate" / "data" / "results"
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "2")
+    code, err = _main(argv, capsys)
+    assert code == 0, err
+    mine = sorted(results.glob("*.json"))
+    assert len(mine) == 3                                     # its half of the 6 recordings
+    assert _stages(run) == {}                                 # the stage is not finished
+    assert not (run / "organize" / "data").exists()           # and nothing after it ran
+    mtimes = [p.stat().st_mtime_ns for p in mine]
+
+    monkeypatch.delenv("SLURM_ARRAY_TASK_ID")
+    monkeypatch.delenv("SLURM_ARRAY_TASK_COUNT")
+    import gin
+
+    gin.clear_config()
+    code, err = _main(argv, capsys)
+    assert code == 0, err
+    assert len(list(results.glob("*.json"))) == 6
+    assert [p.stat().st_mtime_ns for p in mine] == mtimes     # the shard's segments are kept
+    assert set(_stages(run)) == {"separate", "organize"}

@@ -57,11 +57,13 @@ def test_card_numbers_match_independent_stats(make_run, random_scores):
     assert mean_t["#"] == {"OVERALL": "18", "ACCOMPANIMENT": "9", "VOCALS": "9"}
     assert med_t["#"] == mean_t["#"]
     for (col, m), (mean, std, median, _) in _independent(df).items():
-        assert mean_t[m][col] == f"{_r2(mean)} +/- {_r2(std)}", (m, col)
+        want = "undefined" if math.isnan(mean) else f"{_r2(mean)} +/- {_r2(std)}"
+        assert mean_t[m][col] == want, (m, col)
         assert med_t[m][col] == _r2(median), (m, col)
         # and the text is within rounding of the exact value
         assert float(med_t[m][col]) == pytest.approx(median, abs=0.005 + 1e-12)
-    assert "SI-SIR 1" in card  # the NaN is reported as skipped
+    # the undefined value is left out and counted, overall and per source
+    assert "  1 of 18 items (ACCOMPANIMENT 0 of 9, VOCALS 1 of 9): SI-SIR\n" in card
 
 
 def _df(values_by_source: dict[str, list[float]], metric="SI-SDR") -> pd.DataFrame:
@@ -86,7 +88,7 @@ def test_missing_rows_skipped_nan_and_single_values():
     mean_t = t["MEAN +/- STD OF METRICS"]
     assert list(mean_t) == ["#", "SI-SDR", "SNR"]  # only metrics present
     assert list(mean_t["#"]) == ["OVERALL", "DRUMS", "VOCALS"]
-    assert mean_t["SI-SDR"]["VOCALS"] == "nan +/- nan"
+    assert mean_t["SI-SDR"]["VOCALS"] == "undefined"  # no defined value: not a number
     assert mean_t["SI-SDR"]["DRUMS"] == "2.00 (n = 1)"  # one value: no spread, not +/- nan
     assert mean_t["SI-SDR"]["OVERALL"] == "2.00 (n = 1)"
     assert mean_t["SNR"]["OVERALL"] == "3.67 +/- 3.06"

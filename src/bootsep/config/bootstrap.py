@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -231,8 +232,19 @@ def _teacher():
 def _stage_separate(run: Path, ctx: dict) -> dict:
     from .separate import separate
 
-    res = separate(output=str(run / "separate" / "data"))
+    kwargs = {"shard": ctx["shard"]} if ctx.get("shard", (0, 1))[1] > 1 else {}
+    res = separate(output=str(run / "separate" / "data"), **kwargs)
     return {"segments": res.get("results")}
+
+
+def _shard(args) -> tuple[tuple[int, int], str]:
+    """``--shard I/N`` or a Slurm array task's shard of the separate stage; ``(0, 1)`` = all."""
+    text = getattr(args, "shard", None)
+    if text is None and "SLURM_ARRAY_TASK_COUNT" not in os.environ:
+        return (0, 1), "no sharding"
+    from ..utils.shards import resolve_shard
+
+    return resolve_shard(text)
 
 
 def _stage_organize(run: Path, ctx: dict) -> dict:
@@ -320,6 +332,12 @@ def _run_stage(name: str, run: Path, ctx: dict, configs, verbose: bool) -> None:
     t0 = time.time()
     with Provenance(folder, f"bootstrap {name}", sys.argv, configs):
         info = STAGE_FUNCTIONS[name](run, ctx)
+    if ctx.get("shard", (0, 1))[1] > 1:   # one shard: the unsharded rerun finishes the stage
+        i, n = ctx["shard"]
+        print(f"bootstrap: {name} shard {i}/{n} finished in {time.time() - t0:.0f} s "
+              f"({ctx['shard_source']}); once every shard has finished, rerun the command "
+              f"without a shard to go on", flush=True)
+        return
     record = ctx["record"]
     record["stages"][name] = {"finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
                               "seconds": round(time.time() - t0, 1),
@@ -365,6 +383,14 @@ def bootstrap_command(args, configs: Sequence[str]) -> int:
     ctx = {"record": record, "test": test, "options": options,
            "unlabelled_references": unlabelled_refs,
            "test_confidence": bool(test) and options["test_confidence"] and not unlabelled_refs}
+    ctx["shard"], ctx["shard_source"] = _shard(args)
+    if ctx["shard"][1] > 1:   # an array task: its shard of the separate stage, nothing else
+        if wanted != ["separate"]:
+            print(f"bootstrap: sharded ({ctx['shard_source']}): running the separate stage's "
+                  f"shard only", flush=True)
+        wanted = [] if "separate" in record["stages"] else ["separate"]
+    else:
+        atomic_write_json(run_path / RECORD, record)
     done = record["stages"]
     for name in wanted:
         for before in STAGES[:STAGES.index(name)]:

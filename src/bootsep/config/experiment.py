@@ -113,7 +113,7 @@ def train(model=gin.REQUIRED, loss_dictionary=gin.REQUIRED, optimizer=gin.REQUIR
           device: str = "auto", amp: str | None = None,
           init_from_checkpoint: str | None = None, resume: bool = True,
           save_by_epoch: int | None = None, output_folder: str | None = None, stft=None,
-          sample_rate: int = 16000, source_labels=None, progress: bool = True):
+          sample_rate: int | None = None, source_labels=None, progress: bool = True):
     """Train a model; rerunning the same command resumes from ``checkpoints/latest.pth``.
 
     ``model`` is a gin-configured class (``@Chimera``) built after seeding; ``optimizer`` a class
@@ -123,13 +123,16 @@ def train(model=gin.REQUIRED, loss_dictionary=gin.REQUIRED, optimizer=gin.REQUIR
     (``AutoClip.clip_percentile = 10``, ``Curriculum.initial_fraction = 0.2``).
     ``confidence_power`` (e.g. 1.0) weights the deep-clustering losses' T-F bins by the
     bootstrapped targets' per-bin confidence (the teacher's mask margin); None = off.
+    ``sample_rate`` (Hz, recorded in the checkpoint) and ``source_labels`` default to the train
+    dataset's and the model's ``num_features`` to the STFT's bins; bound values are checked
+    against them (:mod:`bootsep.config.contract`).
     """
     from ..engine import distributed as dist
     from ..engine.checkpoint import checkpoint_path, load_checkpoint
     from ..engine.samplers import ResumableSampler, seed_worker
     from ..engine.trainer import Trainer
     from ..losses.combine import LossDict
-    from . import registry
+    from . import contract, registry
 
     run = run_dir(output_folder)
     ctx = dist.context()
@@ -139,8 +142,11 @@ def train(model=gin.REQUIRED, loss_dictionary=gin.REQUIRED, optimizer=gin.REQUIR
     train_dataset = train_dataset if train_dataset is not None else scoped_dataset("train")
     if val_dataset is None:
         val_dataset = scoped_dataset("val", required=False)
-    labels = list(source_labels or getattr(train_dataset, "sources", None) or ["s0", "s1"])
-    net = _instantiate(model).to(dev)
+    # the signal contract: rate and labels from the datasets, num_features from the STFT
+    sample_rate, labels = contract.check_train(sample_rate, train_dataset, val_dataset,
+                                               source_labels)
+    contract.check_audible(train_dataset, "train")
+    net = contract.build_model(model, stft, sample_rate).to(dev)
     if init_from_checkpoint and not checkpoint_path(run, "latest").is_file():
         parent = load_checkpoint(init_from_checkpoint)
         missing = net.load_state_dict(parent["model"]["state_dict"], strict=False)
@@ -260,6 +266,8 @@ def score_item(estimates, references, mixture, compute_permutation: bool):
 
 def _finish_item(run: Path, name: str, labels, estimates, references, mixture, compute_perm,
                  meta: dict, save_audio: bool, sample_rate: int) -> str:
+    from ..report.aggregate import result_value  # NaN -> null (undefined), -inf kept
+
     metrics, perm = score_item(estimates, references, mixture, compute_perm)
     est_paths = {}
     if save_audio:
@@ -271,7 +279,7 @@ def _finish_item(run: Path, name: str, labels, estimates, references, mixture, c
             est_paths[label] = str(rel)
     sources = {}
     for i, label in enumerate(labels):
-        sources[label] = {k: [None if not np.isfinite(x) else float(x) for x in v[:, i].tolist()]
+        sources[label] = {k: [result_value(x) for x in v[:, i].tolist()]
                           for k, v in metrics.items()}
     meta = dict(meta, estimate_paths=est_paths)
     record = {"item": name, "sources": sources, "permutation": perm.tolist(), "metadata": meta}
@@ -330,6 +338,7 @@ def evaluate(separator=gin.REQUIRED, dataset=None, output_folder: str | None = N
     from tqdm import tqdm
 
     from ..separation.base import describe, fingerprint
+    from . import contract
 
     run = run_dir(output_folder)
     if callable(separator) and not hasattr(separator, "separate"):
@@ -338,6 +347,7 @@ def evaluate(separator=gin.REQUIRED, dataset=None, output_folder: str | None = N
     ref_labels = list(getattr(ds, "sources", None) or separator.source_labels)
     if compute_permutation is None and getattr(separator, "arbitrary_order", False):
         compute_permutation = True  # clustering: the output order carries no label
+    contract.check_evaluate(separator, ds, compute_permutation, contract.config_stft())
     order, compute_perm = _align(separator.source_labels, ref_labels, compute_permutation)
     results = run / "results"
     fp = fingerprint(separator)

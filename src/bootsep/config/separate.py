@@ -102,7 +102,10 @@ def separate(separator=None, inputs: Sequence[str] | None = None, output: str | 
     from ..bootstrap.separate import separate_files, separate_segments
     from .paths import output_folder
 
+    from . import contract
+
     sep = resolve_separator(separator)
+    contract.check_stft(sep, contract.config_stft())
     if inputs:
         return separate_files(sep, inputs, output, resample=resample, subtype=subtype,
                               progress=progress, window_seconds=window_seconds,
@@ -118,6 +121,10 @@ def separate(separator=None, inputs: Sequence[str] | None = None, output: str | 
     for coll, folder in pairs:
         recordings += find_recordings(folder, coll, mix_name=mix_name,
                                       sources=sources if use_references else None)
+    if use_references and sources and any(r.references for r in recordings):
+        contract.check_labels(sep, list(sources), "the references (separate.sources) =",
+                              fix="bind separate.sources to the separator's source names, or "
+                                  "separate.use_references = False")
     segments = plan_segments(recordings, sep.sample_rate, segment_length, hop_length)
     if max_segments is not None:
         from ..bootstrap.separate import segment_done

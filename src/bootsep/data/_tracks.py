@@ -6,6 +6,10 @@ rules as :class:`~bootsep.data.folder.StemFolderDataset`: whole tracks in sorted
 excerpts where item ``i`` draws from ``numpy.random.default_rng([seed, i])`` (the same excerpt in
 every worker and run), optional remixing through :class:`~bootsep.data.mixing.Remixer`, and
 redraws of near-silent excerpts.
+
+Loud rather than silently wrong: tracks with different channel counts are refused (a batch
+cannot hold both); subclasses refuse stems of one track with different lengths (WHAM!'s
+``check_lengths``, MUSDB18-HQ's :func:`~bootsep.data.musdb.stem_info`) instead of cropping.
 """
 
 from __future__ import annotations
@@ -58,6 +62,13 @@ class TrackDataset(Dataset):
         self._names = [names[i] for i in keep]
         self._lengths = [int(lengths[i]) for i in keep]
         self._channels = [int(channels[i]) for i in keep]
+        if len(set(self._channels)) > 1:
+            a = self._channels.index(min(self._channels))
+            b = self._channels.index(max(self._channels))
+            raise UserError(f"{where} mixes tracks with {self._channels[a]} and "
+                            f"{self._channels[b]} channels (e.g. {self._names[a]!r} and "
+                            f"{self._names[b]!r}); every track must have the same channel "
+                            f"count: use mono=True or convert the files")
 
     # ------------------------------------------------------------------ public info
 

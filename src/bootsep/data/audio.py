@@ -54,6 +54,37 @@ def audio_info(path: str | os.PathLike) -> tuple[int, int, int]:
     return int(info.samplerate), int(info.frames), int(info.channels)
 
 
+def check_same_length(infos: dict, what: str) -> None:
+    """Refuse stems of one song (or utterance) whose lengths differ, naming the files.
+
+    Args:
+        infos: ``{path: (sample_rate, frames, channels)}`` as :func:`audio_info` returns them.
+        what: the song, for the message (e.g. ``"song 'a' of /data/train"``).
+
+    The rule: equal length in the files' native rate, not a tolerance after resampling. Files
+    at the same rate must have exactly the same number of frames; files at different rates
+    must agree to within one sample of the lower rate (``|n1/sr1 - n2/sr2| < 1/min(sr)``),
+    which is as exact as two rates allow. A truncated stem therefore stops the dataset instead
+    of being silently cropped to the shortest file.
+
+    Raises:
+        UserError: naming the shortest and the longest file with their lengths.
+    """
+    if len(infos) < 2:
+        return
+    items = sorted(infos.items(), key=lambda kv: kv[1][1] / kv[1][0])
+    (p_short, (sr_s, n_s, _)), (p_long, (sr_l, n_l, _)) = items[0], items[-1]
+    if sr_s == sr_l:
+        equal = n_s == n_l
+    else:
+        equal = abs(n_s / sr_s - n_l / sr_l) < 1.0 / min(sr_s, sr_l)
+    if not equal:
+        raise UserError(f"the stems of {what} have different lengths: {p_short} has {n_s} "
+                        f"samples at {sr_s} Hz ({n_s / sr_s:.3f} s) but {p_long} has {n_l} at "
+                        f"{sr_l} Hz ({n_l / sr_l:.3f} s); a truncated file? re-export the stems "
+                        f"at equal length (or remove the song)")
+
+
 def load_audio(path: str | os.PathLike, sample_rate: int | None = None, mono: bool = False,
                offset: float = 0.0, duration: float | None = None) -> np.ndarray:
     """Decode (part of) an audio file.

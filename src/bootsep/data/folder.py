@@ -84,7 +84,12 @@ class StemFolderDataset(Dataset):
             vocals + drums + bass + other).
         sample_rate: output rate in Hz (default 16000); files at other rates are resampled.
         mono: average channels (default True). Otherwise files with one channel are repeated
-            to the song's channel count.
+            to the song's channel count, and every song must have the same channel count (a
+            folder mixing mono and stereo songs is an error naming one file of each).
+
+    The stems of a song must have the same length (equal frame counts in the files' native
+    rate; see :func:`~bootsep.data.audio.check_same_length`): a truncated stem is an error
+    naming the files, never a silent crop to the shortest.
         excerpt_seconds: None (default) = whole songs in sorted order, ``len`` = number of songs
             (capped by ``num_items``). Otherwise random excerpts of this many seconds: item ``i``
             draws from ``numpy.random.default_rng([seed, i])``, so an index gives the same
@@ -179,6 +184,15 @@ class StemFolderDataset(Dataset):
         if not self._songs:
             raise UserError(f"no songs left in {split_dir} (min_seconds={min_seconds}); "
                             f"{LAYOUT_HELP}")
+        if len(set(self._channels)) > 1:
+            a = self._channels.index(min(self._channels))
+            b = self._channels.index(max(self._channels))
+            raise UserError(
+                f"{split_dir} mixes songs with {self._channels[a]} and {self._channels[b]} "
+                f"channels (e.g. {next(iter(self._files[a].values()))[0]} and "
+                f"{next(iter(self._files[b].values()))[0]}); with mono=False every song must "
+                f"have the same channel count: set StemFolderDataset.mono = True or convert "
+                f"the files")
 
     # ------------------------------------------------------------------ scanning
 
@@ -231,14 +245,12 @@ class StemFolderDataset(Dataset):
         return songs, files
 
     def _probe(self, song: str, files: dict[str, tuple[Path, ...]]) -> tuple[int, int]:
-        from bootsep.data.audio import audio_info
+        from bootsep.data.audio import audio_info, check_same_length
 
-        lengths, channels = [], []
-        for paths in files.values():
-            for p in paths:
-                sr, frames, ch = audio_info(p)
-                lengths.append(int(frames * self.sample_rate // sr))
-                channels.append(ch)
+        infos = {p: audio_info(p) for paths in files.values() for p in paths}
+        check_same_length(infos, f"song {song!r} of {self.root / self.split}")
+        lengths = [int(frames * self.sample_rate // sr) for sr, frames, _ in infos.values()]
+        channels = [ch for _, _, ch in infos.values()]
         n_ch = 1 if self.mono else max(channels)
         if not self.mono and any(c not in (1, n_ch) for c in channels):
             raise UserError(f"song {song!r} mixes files with {sorted(set(channels))} channels; "
@@ -253,7 +265,7 @@ class StemFolderDataset(Dataset):
         return list(self._songs)
 
     def song_seconds(self) -> list[float]:
-        """Length of each song in seconds (shortest of its files)."""
+        """Length of each song in seconds."""
         return [n / self.sample_rate for n in self._lengths]
 
     def audio_files(self) -> list[Path]:

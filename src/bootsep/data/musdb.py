@@ -281,8 +281,13 @@ class _StemInfo:
 
 
 def stem_info(track: MusdbTrack) -> tuple[int, int, int]:
-    """``(sample_rate, samples, channels)`` of a track (shortest stem; no decoding)."""
-    from bootsep.data.audio import audio_info
+    """``(sample_rate, samples, channels)`` of a track (no decoding).
+
+    MUSDB18-HQ: the four stem files must have the same rate and length (a truncated stem is a
+    :class:`UserError` naming the files, not a crop to the shortest). ``.stem.mp4``: the
+    streams of the one file may differ by the AAC encoder's padding; the shortest is used.
+    """
+    from bootsep.data.audio import audio_info, check_same_length
 
     if track.is_wav:
         infos = [audio_info(track.files[s]) for s in MUSDB_STEMS]
@@ -290,6 +295,8 @@ def stem_info(track: MusdbTrack) -> tuple[int, int, int]:
         if any(i[0] != sr for i in infos):
             raise UserError(f"the stems of MUSDB18-HQ track {track.name!r} have different "
                             f"sample rates ({[i[0] for i in infos]})")
+        check_same_length({track.files[s]: i for s, i in zip(MUSDB_STEMS, infos)},
+                          f"MUSDB18-HQ track {track.name!r}")
         return sr, min(i[1] for i in infos), max(i[2] for i in infos)
     if not ffmpeg_available():
         raise UserError(FFMPEG_HELP)
@@ -310,7 +317,9 @@ def read_musdb_stems(track: MusdbTrack, stems=MUSDB_STEMS, sample_rate: int | No
         start, duration: span in seconds (default: the whole track).
 
     Returns:
-        stem -> float32 ``(channels, samples)``; all stems of a call have the same length.
+        stem -> float32 ``(channels, samples)``; all stems of a call have the same length
+        (the trim only evens out ``.stem.mp4`` stream padding: HQ stems of different lengths
+        are refused by :func:`stem_info`, which the dataset and ``prepare_musdb`` call first).
     """
     from bootsep.data.audio import load_audio
 
@@ -377,8 +386,10 @@ def _prepare_track(track: MusdbTrack, split: str, out: Path, sample_rate: int | 
                    mono: bool, subtype: str) -> dict:
     from bootsep.utils.io import atomic_write_audio, atomic_write_json
 
+    # HQ: refuses stems of different lengths (headers only); .stem.mp4: ffprobe only if needed
+    native_rate = stem_info(track)[0] if track.is_wav or not sample_rate else None
     stems = read_musdb_stems(track, MUSDB_STEMS, sample_rate=sample_rate, mono=mono)
-    rate = int(sample_rate) if sample_rate else stem_info(track)[0]
+    rate = int(sample_rate) if sample_rate else native_rate
     audio = dict(stems)
     audio["accompaniment"] = stems["drums"] + stems["bass"] + stems["other"]
     audio["mixture"] = stems["vocals"] + stems["drums"] + stems["bass"] + stems["other"]

@@ -14,6 +14,13 @@ Schema read (extra keys are ignored)::
 
 The older flat layout (source labels at the top level next to ``combination`` /
 ``permutation`` / ``metadata``) is read too.
+
+Values: a number in dB; ``null`` = undefined (the reference of that channel is silent, so its
+scale and every ratio against it are undefined: :mod:`bootsep.metrics.bsseval` gives NaN);
+``"-inf"`` / ``"inf"`` = a degenerate estimate (e.g. a silent one: SI-SDR is -inf), kept so it
+shows in the means rather than being mistaken for an undefined value. :func:`result_value`
+writes them; in ``metrics.csv`` undefined is ``NaN``. The report card leaves undefined values
+out of each mean and says how many (see :func:`~bootsep.report.card.report_card`).
 """
 
 from __future__ import annotations
@@ -180,8 +187,24 @@ def _parse(path: Path) -> tuple[str, dict[str, dict[str, list]], dict]:
     return item, parsed, meta
 
 
+def result_value(x: float) -> float | str | None:
+    """One metric value as a result JSON holds it: NaN (undefined) -> ``None``; ``±inf`` ->
+    ``"inf"`` / ``"-inf"`` (strict JSON has no infinities); else the float."""
+    x = float(x)
+    if math.isnan(x):
+        return None
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return x
+
+
+_INFINITIES = {"inf": math.inf, "+inf": math.inf, "infinity": math.inf, "-inf": -math.inf,
+               "-infinity": -math.inf}
+
+
 def _values(values: Any, source: str, name: str) -> list[float]:
-    """Per-channel values as floats (None -> NaN); a scalar counts as one channel."""
+    """Per-channel values as floats (None -> NaN, "-inf"/"inf" -> ±inf); a scalar counts as
+    one channel."""
     if not isinstance(values, list):
         values = [values]
     out = []
@@ -190,6 +213,8 @@ def _values(values: Any, source: str, name: str) -> list[float]:
             out.append(math.nan)
         elif isinstance(v, (int, float)) and not isinstance(v, bool):
             out.append(float(v))
+        elif isinstance(v, str) and v.strip().lower() in _INFINITIES:
+            out.append(_INFINITIES[v.strip().lower()])
         else:
             raise _Malformed(f"{source}/{name} holds a non-numeric value {v!r}")
     return out

@@ -55,7 +55,10 @@ def group_stat(df: pd.DataFrame, stat: str) -> pd.DataFrame:
         if stat == "mean":
             out[name] = values.mean(skipna=True)
         elif stat == "std":
-            out[name] = values.std(ddof=1, skipna=True)
+            import numpy as np
+
+            with np.errstate(invalid="ignore"):  # -inf (a silent estimate): std is nan
+                out[name] = values.std(ddof=1, skipna=True)
         elif stat == "median":
             out[name] = values.median(skipna=True)
         else:
@@ -72,12 +75,6 @@ def fmt(x: float) -> str:
     return "0.00" if s == "-0.00" else s
 
 
-def _spread(mean: float, std: float) -> str:
-    """``mean +/- std``; ``mean (n = 1)`` when one value leaves the std undefined."""
-    one = mean is not None and not math.isnan(float(mean)) and (std is None or math.isnan(float(std)))
-    return f"{fmt(mean)} (n = 1)" if one else f"{fmt(mean)} +/- {fmt(std)}"
-
-
 def report_card(df: pd.DataFrame, notes: str | None = None, title: str | None = None) -> str:
     """Render the two-table report card as plain text.
 
@@ -85,7 +82,10 @@ def report_card(df: pd.DataFrame, notes: str | None = None, title: str | None = 
     (item, source) rows) then each metric present (order of
     :data:`~bootsep.report.aggregate.METRICS`, then any extra metric); columns ``OVERALL`` plus
     one per source in upper case. Values are rounded to 2 decimals; std is the sample std
-    (ddof=1); NaNs (silent references) are skipped and counted in a line under the tables.
+    (ddof=1). Undefined values (NaN: the reference is silent, so no ratio against it exists)
+    are left out of every mean, std and median, and the card says how many items each
+    statistic left out, overall and per source (:func:`undefined_lines`); a statistic with no
+    defined value reads ``undefined``, never a number such as -100 dB.
 
     Args:
         df: one row per (item, source) (see :func:`~bootsep.report.aggregate.load_results`).
@@ -104,7 +104,7 @@ def report_card(df: pd.DataFrame, notes: str | None = None, title: str | None = 
         str(int((df["source"].astype(str) == s).sum())) for s in sources_of(df)]
 
     mean_rows = [n_rows] + [
-        [m] + [_spread(mean.at[m, c], std.at[m, c]) for c in columns]
+        [m] + [_mean_cell(mean.at[m, c], std.at[m, c]) for c in columns]
         for m in metrics]
     median_rows = [n_rows] + [[m] + [fmt(median.at[m, c]) for c in columns] for m in metrics]
     headers = ["METRIC", *columns]
@@ -116,11 +116,45 @@ def report_card(df: pd.DataFrame, notes: str | None = None, title: str | None = 
                           ("MEDIAN OF METRICS", median_rows)):
         parts += [heading, tabulate(rows, headers=headers, tablefmt="grid", disable_numparse=True,
                                     colalign=("left",) + ("right",) * len(columns)), ""]
-    nan_counts = {m: int(df[m].isna().sum()) for m in metrics}
-    nan_counts = {m: n for m, n in nan_counts.items() if n}
-    if nan_counts:
-        parts += ["NaN values skipped (e.g. silent references): "
-                  + ", ".join(f"{m} {n}" for m, n in nan_counts.items()), ""]
+    parts += undefined_lines(df, metrics)
     if notes:
         parts += ["NOTES", str(notes).rstrip(), ""]
     return "\n".join(parts).rstrip() + "\n"
+
+
+def _mean_cell(mean: float, std: float) -> str:
+    """``undefined`` (no defined value), ``-inf`` (a degenerate estimate: no spread), ``mean
+    (n = 1)`` (one value) or ``mean +/- std``."""
+    if mean is None or math.isnan(float(mean)):
+        return "undefined"
+    if math.isinf(float(mean)):
+        return fmt(mean)
+    if std is None or math.isnan(float(std)):  # one value: no spread to show
+        return f"{fmt(mean)} (n = 1)"
+    return f"{fmt(mean)} +/- {fmt(std)}"
+
+
+def undefined_lines(df: pd.DataFrame, metrics: list[str] | None = None) -> list[str]:
+    """The card's account of undefined values left out of the means (empty when none).
+
+    One line per distinct set of counts, e.g.
+    ``  1 of 18 items (ACCOMPANIMENT 0 of 9, VOCALS 1 of 9): SI-SDR, SI-SIR, ...``
+    under the heading ``LEFT OUT OF THE MEANS AND MEDIANS: undefined values (silent
+    reference)``, followed by an empty line.
+    """
+    metrics = metric_columns(df) if metrics is None else metrics
+    sources = sources_of(df)
+    masks = [("", df)] + [(s.upper(), df[df["source"].astype(str) == s]) for s in sources]
+    groups: dict[tuple, list[str]] = {}
+    for m in metrics:
+        counts = tuple((name, int(sub[m].isna().sum()), len(sub)) for name, sub in masks)
+        if counts[0][1]:
+            groups.setdefault(counts, []).append(m)
+    if not groups:
+        return []
+    lines = ["LEFT OUT OF THE MEANS AND MEDIANS: undefined values (silent reference)"]
+    for counts, names in groups.items():
+        (_, k, n), per = counts[0], counts[1:]
+        detail = ", ".join(f"{name} {k_s} of {n_s}" for name, k_s, n_s in per)
+        lines.append(f"  {k} of {n} items ({detail}): {', '.join(names)}")
+    return lines + [""]

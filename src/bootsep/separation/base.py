@@ -48,7 +48,8 @@ class Separator:
 
     Args:
         sample_rate: sample rate in Hz the algorithm runs at (default 16000).
-        stft: the shared STFT (default 512/128 sqrt-Hann).
+        stft: the shared STFT (default 512/128 sqrt-Hann; the commands refuse a separator left
+            on this default when the config's ``STFT`` differs, see ``config/contract.py``).
         source_labels: names of the output sources, in output order.
         device: ``None`` = CUDA when available, else CPU.
     """
@@ -62,6 +63,9 @@ class Separator:
                  source_labels=("accompaniment", "vocals"), device: str | None = None):
         self.sample_rate = int(sample_rate)
         self.stft = stft or STFT()
+        # an unbound stft falls back to the default; `config.contract.check_stft` refuses that
+        # when the config binds another STFT (private: not part of describe/fingerprint)
+        self._stft_defaulted = stft is None
         self.source_labels = list(source_labels)
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"

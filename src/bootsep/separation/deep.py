@@ -375,8 +375,8 @@ def load_separator(checkpoint: str | os.PathLike | dict, kind: str = "auto",
     Args:
         checkpoint: dict, or path to a ``torch.save``d dict, with keys ``'model'``
             (:meth:`SeparationModel.serialize` output), and optionally ``'stft'``
-            (``window_length``/``hop_length``/``window_type``), ``'sample_rate'`` (default
-            16000), ``'source_labels'``.
+            (``window_length``/``hop_length``/``window_type``), ``'sample_rate'`` (Hz; required
+            unless ``sample_rate`` is passed, and a passed one must agree), ``'source_labels'``.
         kind: ``'auto'`` (mask separator if the model outputs ``'mask'``, else clustering),
             ``'mask'`` or ``'clustering'``.
         device: ``None`` = CUDA when available, else CPU.
@@ -414,7 +414,15 @@ def load_separator(checkpoint: str | os.PathLike | dict, kind: str = "auto",
                         f"{type(model).__name__} outputs {keys}")
     if "stft" in checkpoint and checkpoint["stft"] is not None:
         kwargs.setdefault("stft", STFT.from_params(dict(checkpoint["stft"])))
-    kwargs.setdefault("sample_rate", int(checkpoint.get("sample_rate", 16000)))
+    rate = checkpoint.get("sample_rate")  # the model's rate is the checkpoint's, not a guess
+    if rate is None and "sample_rate" not in kwargs:
+        raise UserError(f"{where} records no sample_rate; pass the rate the model was trained "
+                        f"at (deep_separator.sample_rate = RATE)")
+    if rate is not None and "sample_rate" in kwargs and int(kwargs["sample_rate"]) != int(rate):
+        raise UserError(f"deep_separator.sample_rate = {kwargs['sample_rate']} but the model "
+                        f"{where} was trained at {int(rate)} Hz; remove the binding (the rate "
+                        f"comes from the checkpoint)")
+    kwargs.setdefault("sample_rate", int(rate) if rate is not None else None)
     labels = checkpoint.get("source_labels")
     if kind == "mask":
         kwargs.setdefault("source_labels", labels)
