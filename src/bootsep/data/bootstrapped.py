@@ -43,6 +43,9 @@ class BootstrappedDataset(StemFolderDataset):
             gain_jitter_db)``).
         sample_rate, mono, excerpt_seconds (default 2.0), num_items, seed, cache,
         silence_db, max_retries: as :class:`~bootsep.data.folder.StemFolderDataset`.
+        channel: read this channel of multichannel estimates alone (e.g. ``0``: one microphone
+            of a spatial teacher's separations, for a single-channel student); default None
+            (``mono`` decides).
 
     Items are those of :class:`~bootsep.data.folder.StemFolderDataset` (``mix`` =
     ``sources.sum(0)``); ``name`` is the segment name (``a+b`` when incoherent).
@@ -52,8 +55,13 @@ class BootstrappedDataset(StemFolderDataset):
                  sample_rate: int = 16000, mono: bool = True, excerpt_seconds: float = 2.0,
                  num_items: int | None = None, seed: int = 0, balance: float = 0.0,
                  gain_jitter_db: float = 0.0, remix: Remixer | None = None, cache=None,
-                 silence_db: float = -60.0, max_retries: int = 5):
+                 silence_db: float = -60.0, max_retries: int = 5, channel: int | None = None):
         folder = Path(folder)
+        if channel is not None and (isinstance(channel, bool) or not isinstance(channel, int)
+                                    or channel < 0):
+            raise UserError(f"BootstrappedDataset.channel must be None or a channel index >= 0, "
+                            f"got {channel!r}")
+        self.channel = channel
         if not folder.is_dir():
             raise UserError(f"bootstrapped data folder not found: {folder}; build it with "
                             "`main.py organize` (or fix BootstrappedDataset.folder)")
@@ -65,11 +73,19 @@ class BootstrappedDataset(StemFolderDataset):
             raise UserError("BootstrappedDataset needs excerpt_seconds (items are remixed)")
         self.folder = folder
         super().__init__(root=folder.parent, split=folder.name, sources=tuple(sources),
-                         sample_rate=sample_rate, mono=mono, excerpt_seconds=excerpt_seconds,
+                         sample_rate=sample_rate, mono=mono and channel is None,
+                         excerpt_seconds=excerpt_seconds,
                          num_items=num_items, seed=seed,
                          remix=remix if remix is not None else Remixer(balance, gain_jitter_db),
                          cache=cache, layout="stem", silence_db=silence_db,
                          max_retries=max_retries)
+        if channel is not None and channel >= min(self._channels):
+            raise UserError(f"BootstrappedDataset.channel = {channel} but {folder} holds "
+                            f"{min(self._channels)}-channel estimates")
+
+    def _read(self, song: int, name: str, start: int, n: int):
+        x = super()._read(song, name, start, n)
+        return x if self.channel is None else x[self.channel:self.channel + 1]
 
     def __repr__(self) -> str:
         return (f"BootstrappedDataset(folder={str(self.folder)!r}, segments={len(self.songs)}, "

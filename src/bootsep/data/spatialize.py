@@ -236,6 +236,14 @@ def spatialize_wham(root: str | os.PathLike, output: str | os.PathLike,
 
     cfg = RoomConfig(room_size, rt60, mic_spacing, mic_height, source_distance, source_height,
                      wall_distance, num_mics, max_order)
+    try:  # the hardest corner: the shortest RT60 in the largest room
+        import pyroomacoustics as pra
+
+        pra.inverse_sabine(cfg.rt60[0], [hi for _, hi in cfg.room_size])
+    except ValueError:
+        raise UserError(f"spatialize_wham: RT60 {cfg.rt60[0]} s is impossible in the largest "
+                        f"room {[hi for _, hi in cfg.room_size]} m (even fully absorbing walls "
+                        "reverberate longer); raise rt60's minimum or lower room_size") from None
     if int(rooms_per_utterance) < 1:
         raise UserError(f"spatialize_wham.rooms_per_utterance must be >= 1, got {rooms_per_utterance}")
     if not 0 < float(peak) <= 1.0:
