@@ -269,7 +269,7 @@ def test_provenance_is_refreshed_after_the_command_ends(make_run):
     assert refresh_provenance(run) == page
     after = page.read_text()
     assert ">running</td>" not in after
-    assert '<td class="bad">failed: RuntimeError</td>' in after and "2026-01-01T00:10:00" in after
+    assert '<td class="bad">failed: RuntimeError</td>' in after and "2026-01-01 00:10:00" in after
     head = before.split("<!-- provenance -->")[0]
     assert after.startswith(head)  # the rest of the page is untouched
     assert refresh_provenance(run / "nowhere") is None
@@ -283,7 +283,7 @@ def test_cli_writes_the_final_status_into_report_html(make_run, monkeypatch):
     monkeypatch.chdir(run.parent)
     assert main(["analyze", "-o", str(run)]) == 0
     text = (run / "report.html").read_text()
-    rows = re.findall(r"<tr><td>analyze</td>.*?</tr>", text)
+    rows = re.findall(r"<tr><td class=\"nw\">analyze</td>.*?</tr>", text)
     assert len(rows) == 1 and '<td class="ok">ok</td>' in rows[0]
 
 

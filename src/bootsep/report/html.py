@@ -51,7 +51,8 @@ td.key{font-weight:600;white-space:nowrap}td.val{word-break:break-all;font-famil
 img{max-width:100%;border:1px solid #eee}audio{height:32px;width:260px}
 .note{color:#a33;font-size:12px}.muted{color:#666;font-size:13px}
 td.ok{color:#1a7f37;font-weight:600}td.bad{color:#c62828;font-weight:600}
-details{margin:.4em 0}summary{cursor:pointer;color:#444}
+details{margin:.4em 0}summary{cursor:pointer;color:#444}code{font-size:12px}
+td.nw{white-space:nowrap}
 """
 
 
@@ -264,9 +265,11 @@ def _provenance(run_dir: Path) -> str:
         if dev.get("cpu_count"):
             device += f" ({dev['cpu_count']} CPUs)"
         argv = shlex.join(str(a) for a in (r.get("argv") or []))
-        rows.append(f"<tr><td>{_e(r.get('command', ''))}</td><td>{_e(r.get('start') or '')}</td>"
-                    f"<td>{_e(r.get('end') or '')}</td>{_status_cell(r.get('status'))}"
-                    f"<td>{_e(commit)}</td><td>{_e(device)}</td>"
+        start, end = (str(r.get(k) or "").replace("T", " ") for k in ("start", "end"))
+        rows.append(f'<tr><td class="nw">{_e(r.get("command", ""))}</td>'
+                    f'<td class="nw">{_e(start)}</td><td class="nw">{_e(end)}</td>'
+                    f"{_status_cell(r.get('status'))}"
+                    f'<td class="nw">{_e(commit)}</td><td class="nw">{_e(device)}</td>'
                     f'<td class="val">{_e(argv)}</td></tr>')
     table = ("<table><tr><th>command</th><th>start</th><th>end</th><th>status</th><th>git</th>"
              f"<th>device</th><th>command line</th></tr>{''.join(rows)}</table>")
@@ -322,7 +325,7 @@ def _model_summary(run_dir: Path, info) -> str:
         rows.append(("parameters", f"{info.num_parameters:,}"))
     if info.model_args:
         args = ", ".join(f"{k}={v!r}" for k, v in info.model_args.items())
-        rows.append(("constructor arguments", f'<span class="val">{_e(args)}</span>'))
+        rows.append(("constructor arguments", f"<code>{_e(args)}</code>"))
     if info.separator:
         rows.append(("evaluated separator", _e(info.separator)))
     if info.evaluated_checkpoint:
@@ -343,10 +346,10 @@ def _model_summary(run_dir: Path, info) -> str:
             best += f" at epoch {info.best_epoch}"
         rows.append(("best validation loss", _e(best)))
     if info.training_data:
-        rows.append(("training data", "<br>".join(f'<span class="val">{_e(ln)}</span>'
+        rows.append(("training data", "<br>".join(f"<code>{_e(ln)}</code>"
                                                   for ln in info.training_data)))
     if info.test_data:
-        rows.append(("test data", f'<span class="val">{_e(info.test_data)}</span>'))
+        rows.append(("test data", f"<code>{_e(info.test_data)}</code>"))
     if info.lineage:
         lin = info.lineage
         text = (f"fine-tuned from {_e(lin.get('init_from_checkpoint'))} "
