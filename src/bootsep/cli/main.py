@@ -55,13 +55,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-b", "--bind", action="append", default=[], metavar="'KEY = VALUE'",
                    help="extra gin binding, applied after the files (repeatable)")
     p.add_argument("--launcher", choices=["tsp", "slurm"], default="tsp",
-                   help="instantiate: also write sbatch.sh for slurm (run.sh is always written)")
+                   help="instantiate: also write sbatch.sh for slurm (run.sh is always written); "
+                        "separate: write a Slurm array job of --shards N instead of separating")
     p.add_argument("--gpus-per-run", type=int, default=1, help="instantiate: GPUs per run")
     p.add_argument("--input", nargs="+", default=None, metavar="PATH",
                    help="separate: audio files or folders to separate")
     p.add_argument("--output", default=None, metavar="DIR", help="separate/organize: destination")
     p.add_argument("--force", action="store_true",
-                   help="organize: replace what a previous organize wrote in --output")
+                   help="organize: replace what a previous organize wrote in --output (only "
+                        "the files its manifest.csv lists); separate --input: replace output "
+                        "files a previous separate wrote (only those its separate.json lists)")
+    p.add_argument("--shard", default=None, metavar="I/N",
+                   help="separate (segment mode), evaluate: do shard I of N (from 0) of the "
+                        "sorted work list (default: from SLURM_ARRAY_TASK_ID/COUNT or torchrun's "
+                        "RANK/WORLD_SIZE; 0/1 = all)")
+    p.add_argument("--shards", type=int, default=None, metavar="N",
+                   help="separate --launcher slurm: write an array job of N shards "
+                        "(<run>/slurm/separate.sbatch) instead of separating")
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="organize: use a separate output whose plan is unfinished (missing "
+                        "shards or segments)")
     p.add_argument("--unlabelled", nargs="+", default=None, metavar="[NAME=]DIR",
                    help="bootstrap: folders of recordings to learn from (plain or MUSDB-style)")
     p.add_argument("--test", default=None, metavar="DIR",
@@ -230,7 +243,16 @@ def _dispatch(cmd, args, experiment):
     elif cmd == "train":
         experiment.train()
     elif cmd == "evaluate":
-        experiment.evaluate()
+        from ..utils.shards import resolve_shard
+
+        (i, n), where = resolve_shard(args.shard)
+        if n > 1:
+            log.info("evaluating shard %d/%d (%s)", i, n, where)
+        info = experiment.evaluate(shard=(i, n))
+        if n > 1 and info.get("pending"):
+            print(f"shard {i}/{n} evaluated; {info['pending']} items of other shards have no "
+                  f"results yet: run `main.py analyze -o RUN` when all shards have finished")
+            return 0
         _print_card(experiment.analyze())
     elif cmd == "analyze":
         _print_card(experiment.analyze())
@@ -248,11 +270,22 @@ def _dispatch(cmd, args, experiment):
     elif cmd == "separate":
         from ..config import separate as sep_cmd
 
-        return sep_cmd.separate_command(args.input, args.output)
+        if args.launcher == "slurm":
+            from ..config.paths import output_folder
+
+            if not args.shards or not output_folder():
+                raise UserError("separate --launcher slurm needs -o RUN (the array job goes to "
+                                "RUN/slurm/) and --shards N (its number of tasks)")
+            print(sep_cmd.write_sbatch(output_folder(), args.shards, args.output,
+                                       gpus=args.gpus_per_run))
+            return 0
+        return sep_cmd.separate_command(args.input, args.output, force=args.force,
+                                        shard=args.shard)
     elif cmd == "organize":
         from ..config import organize as org_cmd
 
-        return org_cmd.organize_command(args.output, force=args.force)
+        return org_cmd.organize_command(args.output, force=args.force,
+                                        allow_incomplete=args.allow_incomplete)
     return 0
 
 
