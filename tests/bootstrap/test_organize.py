@@ -213,3 +213,64 @@ def test_bins_table_reports_quality_per_quintile(tmp_path):
     assert [r["bin"] for r in table] == ["Q1", "Q2", "Q3", "Q4", "Q5"]
     assert [r["segments"] for r in table] == [2] * 5
     assert [r["vocals/SI-SDR"] for r in table] == pytest.approx([1.5, 3.5, 5.5, 7.5, 9.5])
+
+
+def _append_row(dest: Path, path: str) -> None:
+    with open(dest / "manifest.csv", "a") as f:
+        f.write(f"{path},a,s9,train,0.5,50,/x\n")
+
+
+@pytest.mark.parametrize("row", ["../victim.wav", "a/../../victim.wav", "{victim}",
+                                 "escape/victim.wav", "."])
+def test_force_refuses_any_manifest_row_that_leaves_the_destination(tmp_path, row):
+    sep = fake_separated(tmp_path / "sep", {f"s{i}": i / 10 for i in range(4)})
+    dest = tmp_path / "dest"
+    organize(sep, dest, measure="combined", bin="all")
+    victim = tmp_path / "victim.wav"
+    victim.write_text("precious")
+    (dest / "escape").symlink_to(tmp_path, target_is_directory=True)  # a folder leading out
+    _append_row(dest, row.format(victim=victim))
+    before = tree(tmp_path / "sep"), tree(dest), victim.read_text()
+    with pytest.raises(UserError, match=r"manifest.csv lists .*, which is not inside .*dest "
+                                        r"\(.*\); refusing to touch anything"):
+        organize(sep, dest, measure="combined", bin="Q5", force=True)
+    # nothing removed, not even the rows listed before the hostile one
+    assert (tree(tmp_path / "sep"), tree(dest), victim.read_text()) == before
+
+
+def test_item_names_and_estimate_paths_from_result_jsons_cannot_leave(tmp_path):
+    sep = tmp_path / "sep"
+    fake_separated(sep, {"ok": 0.9})
+    hostile = {"item": "../../../evil", "confidence": {"combined": 0.8},
+               "metadata": {"collection": "train",
+                            "estimate_paths": {"../../x": "audio/a/ok.wav", "v": "audio/v/ok.wav"}}}
+    (sep / "results" / "zz.json").write_text(json.dumps(hostile))
+    (sep / "results" / "ok.json").write_text(json.dumps({**hostile, "item": "ok"}))
+    outside = tree(tmp_path)
+    dest = tmp_path / "deep" / "dest"
+    organize(sep, dest, measure="combined", bin="all", labels=["../../x", "v"])
+    written = {str(p.relative_to(dest)) for p in dest.rglob("*") if not p.is_dir()}
+    assert written == {"manifest.csv", "organize.json", "___.._x/ok.wav", "v/ok.wav",
+                       "___.._x/___.._.._evil.wav", "v/___.._.._evil.wav"}
+    assert {k: v for k, v in tree(tmp_path).items() if not k.startswith(str(dest))} == \
+        {**outside, str(tmp_path / "deep"): ("dir",)}
+    # an estimate path that points out of its separate folder is refused
+    hostile["metadata"]["estimate_paths"] = {"v": "../../../etc/passwd"}
+    (sep / "results" / "zz.json").write_text(json.dumps(hostile))
+    with pytest.raises(UserError, match=r"zz.json gives estimate path '../../../etc/passwd', "
+                                        r"which is not inside"):
+        organize(sep, tmp_path / "d2", measure="combined", bin="all")
+    assert not (tmp_path / "d2").exists()
+
+
+def test_a_label_folder_that_is_a_symlink_is_refused(tmp_path):
+    sep = fake_separated(tmp_path / "sep", {f"s{i}": i / 10 for i in range(10)})
+    dest, elsewhere = tmp_path / "dest", tmp_path / "elsewhere"
+    organize(sep, dest, measure="combined", bin="Q5")
+    elsewhere.mkdir()
+    (dest / "v").rename(elsewhere / "v")
+    (dest / "v").symlink_to(elsewhere / "v", target_is_directory=True)
+    before = tree(elsewhere), tree(dest)
+    with pytest.raises(UserError, match=r"dest/v is a link or a file, not a folder of"):
+        organize(sep, dest, measure="combined", bin="Q1", force=True)
+    assert (tree(elsewhere), tree(dest)) == before

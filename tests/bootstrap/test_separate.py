@@ -78,7 +78,9 @@ def test_segment_outputs_metrics_and_confidence(songs, tmp_path):
     assert meta["collection"] == "train" and meta["recording"] == seg.recording.name
     assert meta["loudness_lufs"] > -40
     info = json.loads((out / "separate.json").read_text())
-    assert info["status"] == "complete" and info["separator"] == "SoftBandSeparator"
+    assert info["separator"] == "SoftBandSeparator" and info["plan"] == sorted(s.name for s in segs)
+    run = json.loads((out / "shards" / "0-of-1.json").read_text())
+    assert run["status"] == "complete" and run["separated"] == 6 and run["skipped"] == 3
 
 
 def test_resume_after_a_crash_redoes_nothing_finished(songs, tmp_path):
@@ -236,3 +238,112 @@ def test_windowed_file_mode_matches_whole_files(tmp_path, sep_class):
         assert win.shape == whole.shape == (n, 2)
         for c in range(2):
             assert _si_sdr(win[:, c], whole[:, c]) > 40
+
+
+# ----------------------------------------------------------------------------- ownership
+def _snapshot(root):
+    """Every file under ``root`` -> (bytes, mtime_ns); links -> their target."""
+    import os
+    from pathlib import Path
+
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for n in dirnames + filenames:
+            p = Path(dirpath) / n
+            if p.is_symlink():
+                out[str(p)] = ("link", os.readlink(p))
+            elif p.is_file():
+                out[str(p)] = (p.read_bytes(), p.stat().st_mtime_ns)
+    return out
+
+
+def test_file_mode_never_replaces_a_file_it_did_not_write(tmp_path):
+    voc, acc = tone_song(SR, SR)
+    src = write_wav(tmp_path / "in" / "song.wav", voc + acc, SR)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "vocals.wav").write_bytes(b"the user's own vocals")
+    before = _snapshot(tmp_path)
+    sep = SoftBandSeparator(SR)
+    for force in (False, True):
+        with pytest.raises(UserError, match=r"is not empty \(vocals.wav\) and was not written by "
+                                            r"`separate` \(no separate.json\)"):
+            separate_files(sep, [src], out, progress=False, force=force)
+    assert _snapshot(tmp_path) == before and sep.calls == 0
+
+
+def test_file_mode_resumes_refuses_others_and_force_replaces_only_its_own(tmp_path):
+    voc, acc = tone_song(SR, SR)
+    folder = tmp_path / "in"
+    write_wav(folder / "a.wav", voc + acc, SR)
+    write_wav(folder / "b.wav", (voc + acc)[:, : SR // 2], SR)
+    out = tmp_path / "out"
+    crashing = SoftBandSeparator(SR, fail_on=2)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        separate_files(crashing, [folder], out, progress=False)
+    rec = json.loads((out / "separate.json").read_text())
+    assert rec["status"] == "running"        # b is listed before any of its files exists
+    assert [(f["name"], f["complete"]) for f in rec["files"]] == [("a", True), ("b", False)]
+    a_files = {p: p.stat().st_mtime_ns for p in (out / "a").glob("*.wav")}
+    assert len(a_files) == 2 and not list((out / "b").glob("*.wav"))
+    # a rerun of the same command resumes: a is not separated again, b is
+    again = SoftBandSeparator(SR)
+    summary = separate_files(again, [folder], out, progress=False)
+    assert again.calls == 1 and [f.get("resumed", False) for f in summary["files"]] == [True, False]
+    assert {p: p.stat().st_mtime_ns for p in a_files} == a_files
+    assert json.loads((out / "separate.json").read_text())["status"] == "complete"
+    # the user's files next to the outputs, and another separator's run
+    (out / "notes.txt").write_text("mine")
+    (out / "a" / "extra.wav").write_bytes(b"mine too")
+    other = SoftBandSeparator(SR, cutoff_hz=2000.0)
+    with pytest.raises(UserError, match=r"holds separate's output for .*a.wav by separator "
+                                        r"[0-9a-f]{12}.*pass --force"):
+        separate_files(other, [folder], out, progress=False)
+    assert other.calls == 0 and {p: p.stat().st_mtime_ns for p in a_files} == a_files
+    separate_files(other, [folder], out, progress=False, force=True)
+    assert other.calls == 2 and all(p.stat().st_mtime_ns != t for p, t in a_files.items())
+    assert (out / "notes.txt").read_text() == "mine" and (out / "a" / "extra.wav").read_bytes() \
+        == b"mine too"
+    # a user's file where a new output would go is never replaced, --force or not
+    write_wav(folder / "c.wav", voc + acc, SR)
+    (out / "c").mkdir()
+    (out / "c" / "vocals.wav").write_bytes(b"user")
+    for force in (False, True):
+        with pytest.raises(UserError, match=r"c/vocals.wav exists and separate did not write it"):
+            separate_files(other, [folder], out, progress=False, force=force)
+    assert (out / "c" / "vocals.wav").read_bytes() == b"user" and other.calls == 2
+
+
+def test_file_mode_writes_nothing_through_a_symlinked_folder(tmp_path):
+    voc, acc = tone_song(SR, SR)
+    folder = tmp_path / "in"
+    write_wav(folder / "a.wav", voc + acc, SR)
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    separate_files(SoftBandSeparator(SR), [folder], out, progress=False, window_seconds=None)
+    elsewhere.mkdir()
+    import shutil
+
+    shutil.move(str(out / "a"), str(elsewhere / "a"))
+    (out / "a").symlink_to(elsewhere / "a", target_is_directory=True)
+    before = _snapshot(elsewhere)
+    with pytest.raises(UserError, match=r"is not inside --output .* through a symlink"):
+        separate_files(SoftBandSeparator(SR, cutoff_hz=3000.0), [folder], out, progress=False,
+                       force=True)
+    assert _snapshot(elsewhere) == before
+
+
+def test_segment_mode_refuses_a_folder_it_did_not_write(songs, tmp_path):
+    segs = _segments(songs)
+    run = tmp_path / "run"                      # e.g. a run folder holding an evaluation
+    (run / "results").mkdir(parents=True)
+    (run / "results" / "test_song.json").write_text("{}")
+    (run / "evaluation.json").write_text("{}")
+    before = _snapshot(run)
+    sep = SoftBandSeparator(SR)
+    with pytest.raises(UserError, match=r"--output .*run is not empty \(evaluation.json, "
+                                        r"results\) and was not written by `separate`"):
+        separate_segments(sep, segs, run, progress=False)
+    assert _snapshot(run) == before and sep.calls == 0
+    separate_files(sep, [songs / "song0" / "mixture.wav"], tmp_path / "files", progress=False)
+    with pytest.raises(UserError, match="holds `separate` outputs of file mode"):
+        separate_segments(sep, segs, tmp_path / "files", progress=False)

@@ -20,9 +20,16 @@ exactly (sizes differ by at most one), the most confident segment is always in `
 and ``[0, 100]`` keeps everything.
 
 Safety. The destination must be empty or absent, or hold a previous ``manifest.csv`` and
-``force=True``: then exactly the files that manifest lists (inside the destination) are
-removed, with the label folders it emptied, before the new selection is written. Nothing else
-is ever deleted, and an existing file that the old manifest does not list is never replaced.
+``force=True``: then exactly the files that manifest lists are removed, with the label folders
+it emptied, before the new selection is written. Nothing else is ever deleted, and an existing
+file that the old manifest does not list is never replaced. Every manifest row is checked
+before anything is removed: it must be a relative path without ``..`` whose folder, with
+symlinks followed, is inside the destination (a row through a symlinked folder that leads out
+is refused), naming a file or a link there (a link is removed, never what it points to). The
+new files' names are sanitized (:func:`~bootsep.bootstrap.segments.safe_name`) from the
+segment names and labels of the result JSONs, and their folders are checked the same way, so
+nothing is ever written outside the destination; estimate paths in a result JSON must be
+relative paths inside its separate output.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -114,7 +122,11 @@ def load_segments(separated: str | os.PathLike | Sequence, measure: str = "combi
                     vals = [x for x in (v if isinstance(v, list) else [v]) if x is not None]
                     row[f"{src}/{k}"] = float(np.median(vals)) if vals else math.nan
             for label, rel in (meta.get("estimate_paths") or {}).items():
-                row[f"path/{label}"] = str((folder / rel).resolve())
+                r = Path(str(rel))
+                if r.is_absolute() or ".." in r.parts:
+                    raise UserError(f"{f} gives estimate path {rel!r}, which is not inside "
+                                    f"{folder}; refusing it (rerun `separate` into a new folder)")
+                row[f"path/{label}"] = str((folder / r).resolve())
             rows.append(row)
     if measure not in measures:
         raise UserError(f"confidence measure {measure!r} is not in the separated segments "
@@ -166,20 +178,42 @@ def read_manifest(destination: str | os.PathLike) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def outside_reason(root: Path, rel: str) -> str | None:
+    """Why ``root / rel`` is not a file entry inside ``root`` (None when it is): ``rel`` must be
+    relative, without ``.``/``..`` parts, and its folder, with symlinks followed, must be inside
+    ``root``'s real path (the entry itself may be a link: it is the link that is touched)."""
+    r = Path(str(rel))
+    if not str(rel) or r.is_absolute() or any(part in ("..", ".") for part in r.parts):
+        return "an absolute path, or one with '..'"
+    real_root = root.resolve()
+    parent = (root / r).parent.resolve()
+    if parent != real_root and not parent.is_relative_to(real_root):
+        return f"its folder leads to {parent} through a symlink"
+    p = root / r
+    if p.is_dir() and not p.is_symlink():
+        return "it is a folder, not a file"
+    return None
+
+
 def _inside(root: Path, rel: str) -> Path:
-    p = (root / rel)
-    if Path(rel).is_absolute() or ".." in Path(rel).parts:
-        raise UserError(f"{root / MANIFEST} lists {rel!r}, which is not inside {root}; "
-                        "refusing to touch it")
-    return p
+    why = outside_reason(root, rel)
+    if why is not None:
+        raise UserError(f"{root / MANIFEST} lists {rel!r}, which is not inside {root} ({why}); "
+                        "refusing to touch anything: remove that row (or the manifest) by hand")
+    return root / rel
 
 
 def _clear_previous(dest: Path) -> int:
-    """Remove what the previous manifest lists (and label folders left empty)."""
+    """Remove what the previous manifest lists (and label folders left empty); every row is
+    checked (:func:`_inside`) before the first removal."""
     rows = read_manifest(dest)
+    bad = [row for row in rows if not isinstance(row.get("path"), str)]
+    if bad:
+        raise UserError(f"{dest / MANIFEST} has a row without a path; refusing to touch anything: "
+                        "remove that row (or the manifest) by hand")
+    paths = [_inside(dest, row["path"]) for row in rows]
     removed, dirs = 0, set()
-    for row in rows:
-        p = _inside(dest, row["path"])
+    for p in paths:
         if p.is_symlink() or p.is_file():
             p.unlink()
             removed += 1
@@ -214,7 +248,8 @@ def organize(separated: str | os.PathLike | Sequence, destination: str | os.Path
              measure: str = "combined", bin: str | None = "above_q2",
              p_min: float | None = None, p_max: float | None = None,
              collections: Sequence[str] | None = None, labels: Sequence[str] | None = None,
-             link: str = "symlink", force: bool = False) -> dict:
+             link: str = "symlink", force: bool = False, allow_incomplete: bool = False,
+             wait_seconds: float = 0.0) -> dict:
     """Select segments by confidence and write ``destination`` (module docstring).
 
     Args:
@@ -230,6 +265,11 @@ def organize(separated: str | os.PathLike | Sequence, destination: str | os.Path
         labels: estimate labels to link (default every label of the segments).
         link: ``'symlink'`` (default; absolute targets), ``'copy'`` or ``'hardlink'``.
         force: replace a previous organize output (only what its manifest lists).
+        allow_incomplete: organize a ``separate`` output whose segment plan is unfinished
+            (default False: refused, naming the missing shards and segments; see
+            :func:`check_complete`).
+        wait_seconds: wait up to this long for unfinished shards to finish (polling every
+            10 s) before refusing (default 0).
 
     Returns:
         the summary written to ``organize.json`` (counts, thresholds, range).
@@ -240,6 +280,9 @@ def organize(separated: str | os.PathLike | Sequence, destination: str | os.Path
     dest = Path(destination)
     if dest.exists() and not dest.is_dir():
         raise UserError(f"organize destination {dest} exists and is not a folder")
+    folders = [separated] if isinstance(separated, (str, os.PathLike)) else list(separated)
+    for folder in folders:
+        check_complete(folder, allow_incomplete=allow_incomplete, wait_seconds=wait_seconds)
     df = load_segments(separated, measure)
     chosen = select_segments(df, lo, hi, collections)
     all_labels = sorted(c[5:] for c in df.columns if c.startswith("path/"))
@@ -257,7 +300,9 @@ def organize(separated: str | os.PathLike | Sequence, destination: str | os.Path
             if not isinstance(target, str) or not Path(target).is_file():
                 raise UserError(f"estimate {target} of segment {rd['segment']} is missing; "
                                 "rerun `separate` on that folder")
-            rows.append({"path": f"{safe_name(label)}/{rd['segment']}{Path(target).suffix}",
+            suffix = Path(target).suffix
+            suffix = suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", suffix) else ""
+            rows.append({"path": f"{safe_name(label)}/{safe_name(rd['segment'])}{suffix}",
                          "label": label, "segment": rd["segment"],
                          "collection": rd["collection"],
                          "confidence": repr(float(rd["confidence"])),
@@ -265,6 +310,18 @@ def organize(separated: str | os.PathLike | Sequence, destination: str | os.Path
     if not rows:
         raise UserError(f"no segment falls in the percentile range [{lo}, {hi}] (of "
                         f"{len(df)} segments); widen the range or check organize.collections")
+    seen: dict[str, str] = {}
+    for row in rows:
+        if row["path"] in seen:
+            raise UserError(f"segments {seen[row['path']]!r} and {row['segment']!r} would both be "
+                            f"written to {dest / row['path']}; rename one of their recordings")
+        seen[row["path"]] = row["segment"]
+    for rel in sorted({str(Path(row["path"]).parent) for row in rows}):
+        folder = dest / rel
+        if os.path.lexists(folder) and (folder.is_symlink() or not folder.is_dir()):
+            raise UserError(f"{folder} is a link or a file, not a folder of {dest}; organize "
+                            "writes only inside its destination: move it away or choose "
+                            "another destination")
     created = not dest.exists()
     if not created and any(dest.iterdir()):
         if not (dest / MANIFEST).is_file():
@@ -282,7 +339,7 @@ def organize(separated: str | os.PathLike | Sequence, destination: str | os.Path
     dest.mkdir(parents=True, exist_ok=True)
     _write_manifest(dest, rows)  # first, so that --force can clean up after a crash
     for row in rows:
-        path = dest / row["path"]
+        path = _inside(dest, row["path"])
         path.parent.mkdir(parents=True, exist_ok=True)
         _place(Path(row["target"]), path, link)
     n_seg = len(chosen)
@@ -302,6 +359,44 @@ def organize(separated: str | os.PathLike | Sequence, destination: str | os.Path
     log.info("organized %d of %d segments (%s in [%g, %g]) into %s", n_seg, len(df), measure,
              lo, hi, dest)
     return summary
+
+
+def check_complete(folder: str | os.PathLike, allow_incomplete: bool = False,
+                   wait_seconds: float = 0.0, poll_seconds: float = 10.0) -> dict:
+    """Verify that every segment of ``folder``'s plan (``separate.json``) was separated (or
+    skipped as quiet), waiting up to ``wait_seconds`` for running shards.
+
+    Returns :func:`~bootsep.bootstrap.separate.completeness`'s dict.
+
+    Raises:
+        UserError: segments are missing and ``allow_incomplete`` is False; the message names
+            how many, the unfinished shards (``I/N``) and the first missing segments.
+    """
+    import time
+
+    from .separate import completeness
+
+    deadline = time.monotonic() + max(0.0, float(wait_seconds))
+    while True:
+        state = completeness(folder)
+        if not state["missing"] or time.monotonic() >= deadline:
+            break
+        log.info("%s: %d of %d segments not separated yet; waiting", folder,
+                 len(state["missing"]), state["planned"])
+        time.sleep(min(poll_seconds, max(0.0, deadline - time.monotonic())))
+    missing = state["missing"]
+    if not missing:
+        return state
+    shards = "; ".join(f"shards {', '.join(f'{i}/{n}' for i in idx)} unfinished"
+                       for n, idx in state["shards"].items()) or "no shard records"
+    first = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+    text = (f"{folder} is incomplete: {len(missing)} of {state['planned']} planned segments have "
+            f"no result ({shards}; missing {first})")
+    if allow_incomplete:
+        log.warning("%s; organizing what is there (--allow-incomplete)", text)
+        return state
+    raise UserError(f"{text}; wait for those shards or rerun them (same `separate` command with "
+                    "--shard I/N), or pass --allow-incomplete (organize.allow_incomplete = True)")
 
 
 def bins_table(separated, measure: str = "combined",

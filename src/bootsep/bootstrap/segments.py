@@ -79,8 +79,12 @@ class Recording:
 
 
 def safe_name(text: str) -> str:
-    """File-name-safe version of ``text`` (letters, digits, ``._-+()`` and spaces kept)."""
-    return re.sub(r"[^A-Za-z0-9._ ()+-]", "_", str(text)).strip() or "item"
+    """File-name-safe version of ``text``: letters, digits, ``._-+()`` and spaces kept, every
+    other character (``/`` included) becomes ``_``, and leading dots become ``_``, so the result
+    is one plain, visible path component (never ``.``, ``..`` or a hidden file)."""
+    name = re.sub(r"[^A-Za-z0-9._ ()+-]", "_", str(text)).strip()
+    name = re.sub(r"^\.+", lambda m: "_" * len(m.group()), name)
+    return name or "item"
 
 
 def _audio_in(folder: Path, stem: str) -> Path | None:

@@ -3,14 +3,27 @@
 **Segment mode** (:func:`separate_segments`, the reference system's segment_and_separate)
 separates every :class:`~bootsep.bootstrap.segments.Segment` and writes, under ``output``::
 
-    separate.json                   settings, separator, counts (rewritten at the end)
+    separate.json                   settings, separator, the whole segment plan (sorted names)
+    shards/<I>-of-<N>.json          what each call did: its shard, counts, status
     audio/<label>/<segment>.wav     one estimate per source label (float WAV by default)
     results/<segment>.json          confidences, metrics (when references exist), metadata
     skipped/<segment>.json          segments below the loudness gate (why, and their loudness)
 
-Every file is written atomically and a segment's JSON is written last, so a segment is finished
-exactly when ``results/<segment>.json`` (or ``skipped/<segment>.json``) exists: a rerun skips
-those and redoes nothing else. Separation runs in the calling thread (on the separator's device;
+The output folder is never a run's ``results/`` (``-o RUN`` alone separates into
+``RUN/separated``), and it must be absent, empty or an earlier ``separate`` output with the same
+settings (``separate.json``): a folder that separate did not write is refused.
+
+Resume protocol. Every file is written atomically and a segment's JSON is written last, so a
+segment is finished exactly when ``results/<segment>.json`` (or ``skipped/<segment>.json``)
+exists: a rerun skips those and redoes nothing else.
+
+Shards. ``shard='I/N'`` separates only the segments whose rank in the sorted plan is ``I``
+modulo ``N`` (:mod:`bootsep.utils.shards`); shards write into one folder without collisions:
+segment files are per segment, each call's counts go to its own ``shards/<I>-of-<N>.json``, and
+``separate.json`` holds only what every shard computes identically (settings and plan, no
+counts or times), written only when its bytes change. :func:`completeness` tells which planned
+segments (and which shards) are unfinished; ``organize`` checks it. Result JSONs hold no time
+or duration of the run, so a sharded run's files equal an unsharded run's byte for byte. Separation runs in the calling thread (on the separator's device;
 several equal-length segments are batched through one forward pass when ``batch_size > 1``);
 a prefetch thread decodes the next segments, and a thread pool computes the confidences and
 metrics and writes the files, with at most ``2 * num_workers`` segments in flight, so memory
@@ -41,6 +54,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures as cf
 import contextlib
+import json
 import logging
 import math
 import os
@@ -52,7 +66,7 @@ import numpy as np
 import torch
 
 from ..utils.errors import UserError
-from ..utils.io import atomic_path, atomic_write_audio, atomic_write_json
+from ..utils.io import atomic_path, atomic_write_audio, atomic_write_json, atomic_write_text
 from .segments import AUDIO_EXTENSIONS, Segment, integrated_loudness, read_segment, safe_name
 
 log = logging.getLogger(__name__)
@@ -268,20 +282,94 @@ def segment_done(output: str | os.PathLike, seg: Segment) -> bool:
         (out / "skipped" / f"{seg.name}.json").is_file()
 
 
+#: the folder-level record of a ``separate`` output (both modes)
+RECORD = "separate.json"
+
+
+def read_record(folder: str | os.PathLike) -> dict | None:
+    """``<folder>/separate.json`` as a dict, None when absent.
+
+    Raises:
+        UserError: the file exists but is not a JSON object.
+    """
+    path = Path(folder) / RECORD
+    if not path.is_file():
+        return None
+    try:
+        rec = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise UserError(f"{path} cannot be read ({err}); it is separate's record of that folder: "
+                        "restore it, or write to another --output folder") from None
+    if not isinstance(rec, dict):
+        raise UserError(f"{path} is not separate's record (not a JSON object); write to another "
+                        "--output folder")
+    return rec
+
+
+def _visible_entries(folder: Path) -> list[str]:
+    """Names in ``folder`` other than hidden ones (temporary files of atomic writes start with
+    a dot)."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) \
+        if folder.is_dir() else []
+
+
+def claim_output(out: Path, mode: str) -> dict | None:
+    """Check that ``out`` may receive ``separate``'s outputs of ``mode`` ('segments' or
+    'files'): it is absent, empty, or holds ``separate.json`` of the same mode. Returns that
+    record (None when there is none yet).
+
+    Raises:
+        UserError: ``out`` is a file, a non-empty folder that separate did not write (the
+            user's files are never replaced, ``--force`` or not), or an output of the other mode.
+    """
+    if out.exists() and not out.is_dir():
+        raise UserError(f"separate output {out} exists and is not a folder; choose a folder")
+    rec = read_record(out)
+    if rec is None:
+        entries = _visible_entries(out)
+        if entries:
+            raise UserError(f"--output {out} is not empty ({', '.join(entries[:3])}"
+                            f"{', ...' if len(entries) > 3 else ''}) and was not written by "
+                            f"`separate` (no {RECORD}); choose a new or empty folder (nothing was "
+                            "changed)")
+        return None
+    if ("files" in rec) != (mode == "files"):
+        held, now = ("file", "segment") if "files" in rec else ("segment", "file")
+        raise UserError(f"{out} holds `separate` outputs of {held} mode ({out / RECORD}); write "
+                        f"this {now}-mode separation to another --output folder")
+    return rec
+
+
+def _write_if_changed(path: Path, obj: dict) -> None:
+    """Write ``obj`` as JSON atomically unless the file already holds exactly that text (shards
+    of one plan write identical bytes, so concurrent writers never disagree)."""
+    from ..utils.io import _json_default
+
+    text = json.dumps(obj, indent=2, default=_json_default) + "\n"
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return
+    except OSError:
+        pass
+    atomic_write_text(path, text)
+
+
 def separate_segments(separator, segments: Sequence[Segment], output: str | os.PathLike, *,
                       confidence: Mapping | Sequence[str] | None = None,
                       threshold_percentile: float = 99.0, min_loudness: float | None = -40.0,
                       mono: bool = False, num_workers: int = 2, batch_size: int = 1,
                       subtype: str = "FLOAT", reference_labels: Sequence[str] | None = None,
                       settings: Mapping | None = None, seed: int = 0,
+                      shard: str | Sequence[int] | None = None, max_segments: int | None = None,
                       progress: bool = True) -> dict:
     """Separate ``segments`` into ``output`` (module docstring); returns the summary dict.
 
     Args:
         separator: a :class:`~bootsep.separation.base.Separator` (no oracle).
-        segments: from :func:`~bootsep.bootstrap.segments.plan_segments` (at the separator's
-            sample rate).
-        output: destination folder.
+        segments: the whole plan, from :func:`~bootsep.bootstrap.segments.plan_segments` (at
+            the separator's sample rate); ``shard`` and ``max_segments`` choose what this call
+            does of it.
+        output: destination folder: absent, empty, or an earlier output of this function.
         confidence: measures (default :data:`DEFAULT_CONFIDENCE`; ``{}`` = none).
         threshold_percentile: loud-bin percentile of the measures (default 99).
         min_loudness: segments quieter than this many LUFS are skipped (default -40, the
@@ -298,20 +386,24 @@ def separate_segments(separator, segments: Sequence[Segment], output: str | os.P
         settings: what defines this output (segment length, hop, ...): recorded in
             ``separate.json``; a rerun with different settings is refused.
         seed: seeds the confidence measures.
+        shard: ``'I/N'`` or ``(I, N)``: only the segments of that shard
+            (:func:`bootsep.utils.shards.shard_of` over the segment names); default all.
+        max_segments: separate at most this many unfinished segments (of the shard).
         progress: tqdm progress bar.
     Raises:
-        UserError: oracle separator, a sample-rate mismatch, or an output folder made with
-            other settings.
+        UserError: oracle separator, a sample-rate mismatch, a bad shard, or an output folder
+            that separate did not write or wrote with other settings.
     """
     from tqdm import tqdm
+
+    from ..utils.shards import parse_shard, shard_of
 
     if getattr(separator, "needs_references", False):
         raise UserError(f"{type(separator).__name__} is an oracle; segment separation is for "
                         "algorithms that do not see the references")
+    shard = parse_shard(shard)
     out = Path(output)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"separate output {out} exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    old_record = claim_output(out, "segments")
     bad = [s for s in segments if s.sample_rate != separator.sample_rate]
     if bad:
         raise UserError(f"segments planned at {bad[0].sample_rate} Hz but the separator runs at "
@@ -321,14 +413,8 @@ def separate_segments(separator, segments: Sequence[Segment], output: str | os.P
     settings.update({"sample_rate": info["sample_rate"], "mono": bool(mono),
                      "separator": info["separator"], "checkpoint": info["checkpoint"],
                      "separator_fingerprint": info["separator_fingerprint"]})
-    summary_path = out / "separate.json"
-    if summary_path.is_file():
-        import json
-
-        try:
-            old = json.loads(summary_path.read_text()).get("settings", {})
-        except (OSError, ValueError):
-            old = {}
+    if old_record is not None:
+        old = old_record.get("settings") or {}
         if old and "separator_fingerprint" not in old:
             raise UserError(f"{out} holds separations from an older bootsep that did not record "
                             "the separator's settings, so resuming could mix two separators; "
@@ -352,12 +438,28 @@ def separate_segments(separator, segments: Sequence[Segment], output: str | os.P
                                  if s.recording.references), [])
     ref_labels = list(reference_labels)
     labels = list(separator.source_labels)
-    todo = [s for s in segments if not segment_done(out, s)]
-    summary = {"output": str(out.resolve()), "settings": settings, **info,
-               "confidence": plan.names,
-               "threshold_percentile": threshold_percentile, "min_loudness": min_loudness,
-               "segments": len(segments), "done_before": len(segments) - len(todo)}
-    atomic_write_json(summary_path, {**summary, "status": "running"})
+    names = [s.name for s in segments]
+    if len(set(names)) != len(names):
+        raise UserError("two segments share a name; give the recordings' folders different "
+                        "collection names")
+    mine = [segments[k] for k in shard_of(names, shard)]
+    todo = [s for s in mine if not segment_done(out, s)]
+    done_before = len(mine) - len(todo)
+    if max_segments is not None:
+        todo = todo[: max(0, int(max_segments))]
+    # The folder's description depends only on the settings and the plan (no counts, no
+    # times), so every shard writes the same bytes; what each call did goes to its own record.
+    description = {"output": str(out.resolve()), "settings": settings, **info,
+                   "confidence": plan.names, "threshold_percentile": threshold_percentile,
+                   "min_loudness": min_loudness, "segments": len(segments),
+                   "plan": sorted(names)}
+    out.mkdir(parents=True, exist_ok=True)
+    _write_if_changed(out / RECORD, description)
+    shard_path = out / "shards" / f"{shard[0]}-of-{shard[1]}.json"
+    summary = {"output": description["output"], "shard": list(shard),
+               "segments": len(segments), "shard_segments": len(mine),
+               "done_before": done_before}
+    atomic_write_json(shard_path, {**summary, "status": "running"})
     want_features = bool(plan.groups)
 
     pool = cf.ThreadPoolExecutor(max_workers=max(1, int(num_workers)),
@@ -387,7 +489,8 @@ def separate_segments(separator, segments: Sequence[Segment], output: str | os.P
                 counts["separated"] += 1
         drain(2 * max(1, int(num_workers)))
 
-    bar = tqdm(total=len(todo), desc="separate", unit="seg", disable=not progress)
+    desc = "separate" if shard[1] == 1 else f"separate {shard[0]}/{shard[1]}"
+    bar = tqdm(total=len(todo), desc=desc, unit="seg", disable=not progress)
     try:
         batch: list = []
         for seg, mix, refs in _prefetch(todo, mono):
@@ -413,11 +516,48 @@ def separate_segments(separator, segments: Sequence[Segment], output: str | os.P
         bar.close()
         pool.shutdown(wait=True)
     summary.update(counts)
+    left = sum(1 for s in mine if not segment_done(out, s))
+    summary["status"] = "complete" if left == 0 else "partial"
+    atomic_write_json(shard_path, summary)
     summary["results"] = len(list((out / "results").glob("*.json"))) if (out / "results").is_dir() else 0
-    atomic_write_json(summary_path, {**summary, "status": "complete"})
-    log.info("separated %d segments (%d quiet ones skipped, %d done before) into %s",
-             counts["separated"], counts["skipped"], summary["done_before"], out)
+    summary.update({k: description[k] for k in ("separator", "separator_fingerprint",
+                                                 "checkpoint", "settings")})
+    log.info("separated %d segments (%d quiet ones skipped, %d done before) into %s%s",
+             counts["separated"], counts["skipped"], summary["done_before"], out,
+             "" if shard[1] == 1 else f" (shard {shard[0]}/{shard[1]})")
     return summary
+
+
+def completeness(folder: str | os.PathLike) -> dict:
+    """How much of a segment-mode output's plan is finished.
+
+    Returns ``{"planned": int | None, "done": int, "missing": [names], "shards": {N: [I, ...]}}``:
+    ``missing`` are planned segments with neither ``results/`` nor ``skipped/`` JSON, and
+    ``shards`` names, for every shard count ``N`` that wrote a record in ``shards/``, the shard
+    indices that own a missing segment. ``planned`` is None for an output written before plans
+    were recorded (then nothing is known to be missing).
+    """
+    from ..utils.shards import owners
+
+    folder = Path(folder)
+    rec = read_record(folder) or {}
+    plan = rec.get("plan")
+    done = {p.stem for sub in ("results", "skipped") for p in (folder / sub).glob("*.json")}
+    if not isinstance(plan, list):
+        return {"planned": None, "done": len(done), "missing": [], "shards": {}}
+    missing = [name for name in plan if name not in done]
+    counts = set()
+    for p in (folder / "shards").glob("*-of-*.json"):
+        try:
+            counts.add(int(p.stem.split("-of-")[1]))
+        except (IndexError, ValueError):
+            continue
+    shards = {}
+    for n in sorted(c for c in counts if c > 1):
+        own = owners(plan, n)
+        shards[n] = sorted({own[name] for name in missing})
+    return {"planned": len(plan), "done": len(plan) - len(missing), "missing": missing,
+            "shards": shards}
 
 
 # ----------------------------------------------------------------------------- file mode
@@ -518,7 +658,8 @@ def _separate_windowed(separator, path: Path, sr: int, frames: int, channels: in
 
 def separate_files(separator, inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *,
                    resample: bool = True, subtype: str = "FLOAT", progress: bool = True,
-                   window_seconds: float | None = 120.0, overlap_seconds: float = 4.0) -> dict:
+                   window_seconds: float | None = 120.0, overlap_seconds: float = 4.0,
+                   force: bool = False) -> dict:
     """Separate whole audio files; write one WAV per source and ``separate.json``.
 
     Files longer than ``window_seconds`` (default 120 s; None = always whole files) are
@@ -535,14 +676,26 @@ def separate_files(separator, inputs: Sequence[str | os.PathLike], output: str |
     (HQ) and the estimates are resampled back (``resample=True``, default), so a model trained
     at 16 kHz separates a 44.1 kHz file; ``resample=False`` refuses such files.
 
+    Ownership (nothing is overwritten that separate did not create). ``OUTPUT`` must be absent,
+    empty, or hold ``separate.json``, the record of every file separate wrote there; it is
+    updated before each input's outputs are written, so it lists them even after a crash.
+    An existing output file is replaced only when that record lists it, and then only to redo
+    the same input with the same separator and settings (a rerun: finished inputs are skipped,
+    unfinished ones redone), or with ``force=True`` (any file the record lists). A file that
+    the record does not list (a user's ``vocals.wav``) is never replaced, with or without
+    ``force``; a non-empty folder without the record is refused.
+
     Raises:
         UserError: missing input, unreadable audio, empty file, a sample-rate mismatch with
-            ``resample=False``, an output path that is a file, two inputs with one output name.
+            ``resample=False``, an output path that is a file, two inputs with one output name,
+            an output folder or file that separate did not write, or one it wrote for another
+            input / separator without ``force``.
     """
     import soundfile as sf
     from tqdm import tqdm
 
     from ..data.audio import audio_info
+    from .organize import outside_reason
 
     if getattr(separator, "needs_references", False):
         raise UserError(f"{type(separator).__name__} is an oracle (it needs reference stems); "
@@ -573,13 +726,100 @@ def separate_files(separator, inputs: Sequence[str | os.PathLike], output: str |
         jobs.append((path, name, sr, frames, channels))
     info = separator_info(separator)
     labels = [safe_name(x) for x in separator.source_labels]
-    records = []
-    for path, name, sr, frames, channels in tqdm(jobs, desc="separate", unit="file",
-                                                 disable=not progress):
-        window = frames if window_seconds is None else max(1, int(round(window_seconds * sr)))
-        overlap = 0 if window_seconds is None else int(round(overlap_seconds * sr))
+    settings = {"resample": bool(resample), "subtype": subtype, "window_seconds": window_seconds,
+                "overlap_seconds": overlap_seconds}
+    old = claim_output(out, "files") or {}
+    # entries of the record by output name; entries of an older record inherit its top level
+    entries: dict[str, dict] = {}
+    owned: dict[str, str] = {}            # output path (relative) -> entry name
+    for e in old.get("files") or []:
+        if not isinstance(e, dict) or not isinstance(e.get("outputs"), dict):
+            continue
+        e = dict(e)
+        e.setdefault("separator_fingerprint", old.get("separator_fingerprint"))
+        e.setdefault("settings", {k: old.get(k) for k in settings})
+        key = e.get("name")
+        if key is None and e["outputs"]:
+            parent = Path(str(next(iter(e["outputs"].values())))).parent.as_posix()
+            key = "" if parent == "." else parent
+        key = str(key or "")
+        entries[key] = e
+        for rel in e["outputs"].values():
+            owned[str(rel)] = key
+    # plan: which inputs are finished, which may be (re)written; refuse before writing anything
+    plan = []
+    for path, name, sr, frames, channels in jobs:
         folder = out / name if name else out
         targets = [folder / f"{label}.wav" for label in labels]
+        rels = [str(t.relative_to(out)) for t in targets]
+        same, finished = True, True
+        for rel in rels:
+            why = outside_reason(out, rel)
+            if why is not None:
+                raise UserError(f"{out / rel} is not inside --output {out} ({why}); separate "
+                                "writes only inside its output folder: move that link away")
+            if not os.path.lexists(out / rel):
+                finished = False
+                continue
+            if rel not in owned:
+                raise UserError(f"{out / rel} exists and separate did not write it (it is not "
+                                f"in {out / RECORD}); refusing to replace it: move it away or "
+                                "choose another --output folder")
+            prev = entries[owned[rel]]
+            if not (prev.get("input") == str(path.resolve())
+                    and prev.get("separator_fingerprint") == info["separator_fingerprint"]
+                    and prev.get("settings") == settings):
+                same = False
+                if not force:
+                    raise UserError(f"{out / rel} holds separate's output for "
+                                    f"{prev.get('input')} by separator "
+                                    f"{prev.get('separator_fingerprint')} ({out / RECORD}); pass "
+                                    "--force to replace the files that record lists, or choose "
+                                    "another --output folder")
+            elif not prev.get("complete", True):
+                finished = False
+        plan.append((path, name, sr, frames, channels, targets, same and finished))
+
+    def write_record(status):
+        atomic_write_json(out / RECORD, {"output": str(out.resolve()), **info, **settings,
+                                         "status": status, "files": list(entries.values())})
+
+    records = []
+    out.mkdir(parents=True, exist_ok=True)
+    for path, name, sr, frames, channels, targets, finished in tqdm(
+            plan, desc="separate", unit="file", disable=not progress):
+        outputs = {separator.source_labels[i]: str(t.relative_to(out))
+                   for i, t in enumerate(targets)}
+        if finished:
+            log.info("%s: already separated into %s (same input and separator); skipped", path,
+                     out / name)
+            records.append({**entries[owned[outputs[separator.source_labels[0]]]],
+                            "resumed": True})
+            continue
+        resampled = sr != separator.sample_rate
+        entry = {"name": name, "input": str(path.resolve()), "sample_rate": sr,
+                 "channels": channels, "samples": frames,
+                 "resampled_to": separator.sample_rate if resampled else None,
+                 "outputs": outputs, "separator_fingerprint": info["separator_fingerprint"],
+                 "settings": settings, "complete": False}
+        for rel in outputs.values():                 # replaced files leave their old entry
+            if rel in owned and owned[rel] != name and owned[rel] in entries:
+                stale = entries[owned[rel]]
+                stale["outputs"] = {k: v for k, v in stale["outputs"].items() if v != rel}
+                if not stale["outputs"]:
+                    del entries[owned[rel]]
+        if name in entries:                          # outputs of this name not rewritten now
+            kept = {k: v for k, v in entries[name]["outputs"].items()
+                    if v not in outputs.values()}
+            if kept:
+                entries[f"{name}#previous"] = {**entries[name], "name": f"{name}#previous",
+                                               "outputs": kept}
+        entries[name] = entry
+        for rel in outputs.values():
+            owned[rel] = name
+        write_record("running")                      # listed before anything is written
+        window = frames if window_seconds is None else max(1, int(round(window_seconds * sr)))
+        overlap = 0 if window_seconds is None else int(round(overlap_seconds * sr))
         with contextlib.ExitStack() as stack:   # outputs are renamed into place only at the end
             tmps = [stack.enter_context(atomic_path(t, suffix=".wav")) for t in targets]
             writers = [stack.enter_context(sf.SoundFile(str(t), "w", sr, channels,
@@ -593,14 +833,8 @@ def separate_files(separator, inputs: Sequence[str | os.PathLike], output: str |
             _separate_windowed(separator, path, sr, frames, channels, window, overlap, write)
             for w in writers:
                 w.close()
-        outputs = {separator.source_labels[i]: str(t.relative_to(out))
-                   for i, t in enumerate(targets)}
-        resampled = sr != separator.sample_rate
-        records.append({"input": str(path.resolve()), "sample_rate": sr, "channels": channels,
-                        "samples": frames, "resampled_to": separator.sample_rate if resampled
-                        else None, "outputs": outputs})
-    summary = {"output": str(out.resolve()), **info, "resample": resample, "subtype": subtype,
-               "window_seconds": window_seconds, "overlap_seconds": overlap_seconds,
-               "files": records}
-    atomic_write_json(out / "separate.json", summary)
-    return summary
+        entry["complete"] = True
+        records.append(entry)
+    write_record("complete")
+    return {"output": str(out.resolve()), **info, **settings, "status": "complete",
+            "files": records}

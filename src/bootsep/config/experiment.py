@@ -8,6 +8,7 @@ bindings and hands explicit arguments to ``bootsep.engine``, ``bootsep.separatio
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import logging
 import os
 import random
@@ -322,8 +323,13 @@ def _archive_stale_evaluation(run: Path, fp: str, epoch=None) -> None:
 @gin.configurable
 def evaluate(separator=gin.REQUIRED, dataset=None, output_folder: str | None = None,
              num_workers: int = 2, compute_permutation: bool | None = None, save_audio: bool = True,
-             max_items: int | None = None, progress: bool = True):
+             max_items: int | None = None, shard=None, progress: bool = True):
     """Separate every test item, score it, write ``results/<item>.json`` (skips existing ones).
+
+    ``shard`` (``'I/N'`` or ``(I, N)``; the CLI's ``--shard`` or the environment's, see
+    :mod:`bootsep.utils.shards`) evaluates only the items whose rank among the sorted item
+    names is ``I`` modulo ``N``; shards write into one ``results/`` without collisions, and the
+    returned dict's ``pending`` counts the items (of every shard) still without results.
 
     Separation runs in this process (on the GPU when present) while a thread pool scores items
     and writes results. With ``compute_permutation=None`` a permutation search is used only when
@@ -349,26 +355,30 @@ def evaluate(separator=gin.REQUIRED, dataset=None, output_folder: str | None = N
         compute_permutation = True  # clustering: the output order carries no label
     contract.check_evaluate(separator, ds, compute_permutation, contract.config_stft())
     order, compute_perm = _align(separator.source_labels, ref_labels, compute_permutation)
+    from ..utils.shards import parse_shard, shard_of
+
+    shard = parse_shard(shard)
     results = run / "results"
     fp = fingerprint(separator)
-    _archive_stale_evaluation(run, fp, getattr(separator, "checkpoint_epoch", None))
-    results.mkdir(parents=True, exist_ok=True)
     raw_names = ds.item_names() if hasattr(ds, "item_names") else None
     names = [safe_name(n) for n in raw_names] if raw_names is not None else None
-    todo = list(range(len(ds)))
-    if names is not None:
-        todo = [i for i in todo if not (results / f"{names[i]}.json").is_file()]
-    if max_items is not None:
-        todo = todo[:max_items]
     info = {"separator": type(separator).__name__, "separator_fingerprint": fp,
             "checkpoint": getattr(separator, "checkpoint_path", None),
             "checkpoint_epoch": getattr(separator, "checkpoint_epoch", None),
             "dataset": repr(ds), "compute_permutation": compute_perm, "items": len(ds),
             "separator_config": describe(separator)}
-    atomic_write_json(run / "evaluation.json", info)
+    with _run_lock(run):   # shards of one evaluation: one archives, all write the same record
+        _archive_stale_evaluation(run, fp, getattr(separator, "checkpoint_epoch", None))
+        results.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(run / "evaluation.json", info)
+    todo = shard_of(names if names is not None else [f"{i:09d}" for i in range(len(ds))], shard)
+    if names is not None:
+        todo = [i for i in todo if not (results / f"{names[i]}.json").is_file()]
+    if max_items is not None:
+        todo = todo[:max_items]
     if not todo:
         log.info("all %d items already evaluated in %s", len(ds), results)
-        return info
+        return dict(info, pending=_pending(results, names))
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, todo), batch_size=None,
                                          shuffle=False, num_workers=min(1, os.cpu_count() or 1))
     pool = cf.ThreadPoolExecutor(max_workers=max(1, int(num_workers)))
@@ -385,7 +395,7 @@ def evaluate(separator=gin.REQUIRED, dataset=None, output_folder: str | None = N
             meta = {"name": item["name"], "sample_rate": separator.sample_rate,
                     "duration": mix.shape[-1] / separator.sample_rate, "channels": int(mix.shape[0]),
                     "separator": type(separator).__name__,
-                    "checkpoint": info["checkpoint"]}
+                    "checkpoint": info["checkpoint"], "separator_fingerprint": fp}
             if isinstance(item.get("paths"), dict):
                 meta.update(item["paths"])
             futures.append(pool.submit(_finish_item, run, name, ref_labels, est.numpy(),
@@ -396,7 +406,30 @@ def evaluate(separator=gin.REQUIRED, dataset=None, output_folder: str | None = N
     finally:
         pool.shutdown(wait=True)
     log.info("evaluated %d items into %s", len(futures), results)
-    return info
+    return dict(info, pending=_pending(results, names))
+
+
+def _pending(results: Path, names) -> int:
+    """Items without a result file (0 when the dataset does not name its items)."""
+    return 0 if names is None else sum(1 for n in set(names)
+                                       if not (results / f"{n}.json").is_file())
+
+
+@contextlib.contextmanager
+def _run_lock(run: Path):
+    """An exclusive lock on ``<run>/.evaluate.lock`` (``fcntl.flock``; no lock where the OS
+    lacks it), so that concurrent shards archive a stale evaluation once."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        yield
+        return
+    with open(run / ".evaluate.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 # ---------------------------------------------------------------------------- analyze

@@ -218,26 +218,39 @@ def _write_run_sh(folder: Path, runs: dict[Path, dict], gpus: int) -> Path:
     return path
 
 
-def _write_sbatch(folder: Path, runs: list[Path], gpus: int) -> Path:
+def write_sbatch(path: Path, *, job_name: str, tasks: int, gpus: int, log_folder: Path,
+                 body: str, cpus: int = 8) -> Path:
+    """Write a Slurm array job of ``tasks`` tasks (``--array=0-<tasks-1>``) to ``path``.
+
+    ``body`` is the shell text each task runs after ``cd <checkout>`` and
+    ``PY=${BOOTSEP_PYTHON:-<this python>}`` (``$SLURM_ARRAY_TASK_ID`` tells the task apart);
+    ``gpus`` = 0 asks for no GPU. Logs go to ``<log_folder>/slurm-%A_%a.out``.
+    """
     root = project_root()
+    gres = f"#SBATCH --gres=gpu:{gpus}\n" if gpus > 0 else ""
+    text = (f"#!/bin/bash\n"
+            f"# Slurm array job of {tasks} task(s). Submit with: sbatch {path}\n"
+            f"#SBATCH --job-name={job_name}\n"
+            f"#SBATCH --array=0-{tasks - 1}\n"
+            f"{gres}"
+            f"#SBATCH --cpus-per-task={cpus}\n"
+            f"#SBATCH --output={log_folder}/slurm-%A_%a.out\n"
+            f"cd {shlex.quote(str(root))} || exit 1\n"
+            f"PY=${{BOOTSEP_PYTHON:-{shlex.quote(sys.executable)}}}\n"
+            f"{body.rstrip()}\n")
+    atomic_write_text(path, text)
+    _make_executable(path)
+    return path
+
+
+def _write_sbatch(folder: Path, runs: list[Path], gpus: int) -> Path:
     configs = " ".join(shlex.quote(str(r / "config.gin")) for r in runs)
-    text = f"""#!/bin/bash
-# Slurm array job: one task per run folder. Submit with: sbatch {folder / 'sbatch.sh'}
-#SBATCH --job-name=bootsep-{folder.name}
-#SBATCH --array=0-{len(runs) - 1}
-#SBATCH --gres=gpu:{gpus}
-#SBATCH --cpus-per-task=8
-#SBATCH --output={folder}/slurm-%A_%a.out
-CONFIGS=({configs})
-cd {shlex.quote(str(root))} || exit 1
-PY=${{BOOTSEP_PYTHON:-{shlex.quote(sys.executable)}}}
+    body = f"""CONFIGS=({configs})
 if [ "{gpus}" -gt 1 ]; then
   exec "$PY" -m torch.distributed.run --standalone --nproc_per_node={gpus} main.py all -c "${{CONFIGS[$SLURM_ARRAY_TASK_ID]}}"
 else
   exec "$PY" main.py all -c "${{CONFIGS[$SLURM_ARRAY_TASK_ID]}}"
 fi
 """
-    path = folder / "sbatch.sh"
-    atomic_write_text(path, text)
-    _make_executable(path)
-    return path
+    return write_sbatch(folder / "sbatch.sh", job_name=f"bootsep-{folder.name}",
+                        tasks=len(runs), gpus=max(1, gpus), log_folder=folder, body=body)

@@ -58,7 +58,8 @@ class _Malformed(ValueError):
 
 
 def load_results(results_dir: str | os.PathLike,
-                 channel_aggregator: str = "median") -> pd.DataFrame:
+                 channel_aggregator: str = "median",
+                 separator_fingerprint: str | None = None) -> pd.DataFrame:
     """Load every ``*.json`` in ``results_dir`` into one row per (item, source).
 
     Args:
@@ -68,6 +69,8 @@ def load_results(results_dir: str | os.PathLike,
             (``np.nanmean``). NaN/null channels (silent references) are ignored; a metric whose
             channels are all NaN stays NaN. Infinite values are kept (they flag degenerate
             estimates rather than being hidden).
+        separator_fingerprint: the evaluation's separator (``evaluation.json``); a file whose
+            ``metadata.separator_fingerprint`` names another one is skipped with a warning.
 
     Returns:
         DataFrame with columns ``item``, ``source``, then one float column per metric: the known
@@ -79,7 +82,10 @@ def load_results(results_dir: str | os.PathLike,
         UserError: the folder does not exist, holds no ``*.json``, or holds no valid one.
 
     Malformed files are skipped with a :class:`ResultsWarning` naming the file. A second file
-    for an item already read is skipped with a warning too.
+    for an item already read is skipped with a warning too, and so is a file that ``evaluate``
+    did not write: a segment record of ``separate`` (its metadata has ``recording`` and
+    ``offset``; older bootsep versions wrote them into a run's ``results/``) or a result of
+    another separator than ``separator_fingerprint``.
     """
     import numpy as np
     import pandas as pd
@@ -113,6 +119,11 @@ def load_results(results_dir: str | os.PathLike,
             warnings.warn(f"skipping results file {path}: item {item!r} was already read from "
                           f"{seen[item]}", ResultsWarning, stacklevel=2)
             continue
+        foreign = _not_evaluated(meta, separator_fingerprint)
+        if foreign:
+            warnings.warn(f"skipping results file {path}: {foreign}", ResultsWarning,
+                          stacklevel=2)
+            continue
         seen[item] = path
         metadata[item] = meta
         for source, metrics in sources.items():
@@ -135,6 +146,18 @@ def load_results(results_dir: str | os.PathLike,
     df = df.sort_values(["item", "source"], kind="stable").reset_index(drop=True)
     df.attrs["metadata"] = metadata
     return df
+
+
+def _not_evaluated(meta: dict, fingerprint: str | None) -> str | None:
+    """Why a result file's ``metadata`` shows it is not part of this evaluation (or None)."""
+    if "recording" in meta and "offset" in meta:
+        return ("a segment record of `separate`, not an evaluation result (separate writes "
+                "to <run>/separated now; move it there)")
+    fp = meta.get("separator_fingerprint")
+    if fingerprint is not None and fp is not None and fp != fingerprint:
+        return (f"evaluated by separator {fp}, not by this evaluation's {fingerprint} "
+                "(evaluation.json)")
+    return None
 
 
 def load_metadata(results_dir: str | os.PathLike) -> dict[str, dict]:

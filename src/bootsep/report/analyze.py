@@ -33,13 +33,35 @@ def summarize(df) -> dict[str, dict[str, float]]:
     return summary
 
 
+def read_evaluation(run_dir: str | os.PathLike) -> dict:
+    """``<run>/evaluation.json`` (which separator and checkpoint ``evaluate`` scored), or {}."""
+    import json
+
+    try:
+        rec = json.loads((Path(run_dir) / "evaluation.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return rec if isinstance(rec, dict) else {}
+
+
+def describe_evaluation(evaluation: dict) -> str:
+    """One line: ``separator: NAME (fingerprint FP), checkpoint: PATH (epoch N)``."""
+    text = f"separator: {evaluation.get('separator')} (fingerprint " \
+           f"{evaluation.get('separator_fingerprint')})"
+    if evaluation.get("checkpoint"):
+        text += f", checkpoint: {evaluation['checkpoint']} (epoch {evaluation.get('checkpoint_epoch')})"
+    return text
+
+
 def analyze(run_dir: str | os.PathLike, notes: str | None = None,
             channel_aggregator: str = "median", print_card: bool = True,
             link_audio: bool = False) -> dict[str, Any]:
     """Aggregate a run's per-item results and write its reports.
 
-    Reads ``<run_dir>/results/*.json`` (one per test item, from ``evaluate``) and writes,
-    each atomically:
+    Reads ``<run_dir>/results/*.json`` (one per test item, from ``evaluate``; files that
+    ``evaluate`` did not write for the separator in ``evaluation.json`` are skipped with a
+    warning, see :func:`~bootsep.report.aggregate.load_results`) and writes, each atomically
+    (the card's second line names the separator and checkpoint from ``evaluation.json``):
 
     - ``report_card.txt``: mean +/- std and median tables (see
       :func:`~bootsep.report.card.report_card`), with ``notes`` appended;
@@ -73,10 +95,14 @@ def analyze(run_dir: str | os.PathLike, notes: str | None = None,
     if not run_dir.is_dir():
         raise UserError(f"run folder {run_dir} does not exist; pass the output folder of a run "
                         "that was evaluated")
-    df = load_results(run_dir / "results", channel_aggregator=channel_aggregator)
+    evaluation = read_evaluation(run_dir)
+    df = load_results(run_dir / "results", channel_aggregator=channel_aggregator,
+                      separator_fingerprint=evaluation.get("separator_fingerprint"))
 
-    card = report_card(df, notes=notes, title=f"{run_dir.name} (channels reduced by "
-                                              f"{channel_aggregator})")
+    title = f"{run_dir.name} (channels reduced by {channel_aggregator})"
+    if evaluation:
+        title += "\n" + describe_evaluation(evaluation)
+    card = report_card(df, notes=notes, title=title)
     paths = {
         "report_card": run_dir / "report_card.txt",
         "metrics_csv": run_dir / "metrics.csv",
