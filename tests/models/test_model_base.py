@@ -54,7 +54,7 @@ def test_serialize_load_identical(name, args, tmp_path):
     assert any((diff[k] - ref[k]).abs().max() > 1e-4 for k in ref)
     path = tmp_path / "m.pth"
     torch.save(ser, path)
-    from_file = load_model(torch.load(path, weights_only=False))
+    from_file = load_model(torch.load(path, weights_only=True))
     for k in ref:
         torch.testing.assert_close(from_file(mag)[k], ref[k], rtol=0, atol=0)
 

@@ -123,7 +123,7 @@ def test_checkpoint_round_trip_identical_outputs(name, tmp_path):
     model.eval()
     path = tmp_path / "ckpt.pth"
     torch.save({"model": model.serialize()}, path)
-    loaded = load_model(torch.load(path, weights_only=False)["model"])
+    loaded = load_model(torch.load(path, weights_only=True)["model"])
     assert type(loaded) is type(model) and not loaded.training
     assert loaded.init_args == model.init_args
     mag = _mag(seed=5)

@@ -30,6 +30,8 @@ COMMANDS = {
     "debug": "overfit one training item briefly, then evaluate on it (in <run>/debug)",
     "separate": "separate audio files or folders with a run or primitive config (--input, --output)",
     "organize": "build training folders from separate's results by confidence percentile",
+    "convert": "rewrite an older checkpoint that needs pickles as plain data (--checkpoint OLD "
+               "--output NEW --trust: runs the file's code once, so only for files you trust)",
     "bootstrap": "unlabelled music -> teacher separations -> confident ones -> a trained student "
                  "(--unlabelled DIR..., --test DIR; stages in sub-folders of -o, resumable)",
 }
@@ -64,7 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true",
                    help="organize: replace what a previous organize wrote in --output (only "
                         "the files its manifest.csv lists); separate --input: replace output "
-                        "files a previous separate wrote (only those its separate.json lists)")
+                        "files a previous separate wrote (only those its separate.json lists); "
+                        "train/all: start over in a run holding checkpoints (moved to "
+                        "checkpoints/previous/<n>/)")
     p.add_argument("--shard", default=None, metavar="I/N",
                    help="separate (segment mode), evaluate: do shard I of N (from 0) of the "
                         "sorted work list (default: from SLURM_ARRAY_TASK_ID/COUNT or torchrun's "
@@ -75,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-incomplete", action="store_true",
                    help="organize: use a separate output whose plan is unfinished (missing "
                         "shards or segments)")
+    p.add_argument("--checkpoint", default=None, metavar="PTH", help="convert: the old checkpoint")
+    p.add_argument("--trust", action="store_true",
+                   help="convert: you trust the file (converting runs the code it carries)")
     p.add_argument("--unlabelled", nargs="+", default=None, metavar="[NAME=]DIR",
                    help="bootstrap: folders of recordings to learn from (plain or MUSDB-style)")
     p.add_argument("--test", default=None, metavar="DIR",
@@ -91,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+_GIN_CALL = "\n  In call to configurable"
 _GIN_LOC = re.compile(r'In file "(?P<file>[^"]+)", line (?P<line>\d+)')
 
 
@@ -176,6 +184,8 @@ def run_command(args) -> int:
     from ..utils.provenance import Provenance
 
     cmd = args.command
+    if cmd == "convert":
+        return _convert(args)
     configs = list(args.config)
     if args.output_folder and not configs and cmd in RUN_COMMANDS:
         compiled = Path(args.output_folder) / "config.gin"
@@ -211,10 +221,14 @@ def run_command(args) -> int:
 
     is_main = context().is_main
     setup_logging(run if is_main else None, args.verbose, quiet=not is_main)
-    if run is not None and is_main and not (run / "config.gin").is_file():
-        from ..utils.io import atomic_write_text
-
-        atomic_write_text(run / "config.gin", gin.config_str())
+    # <run>/config.gin freezes the configuration for later `-o RUN` invocations, so it is
+    # written only once the command has validated it: when training wrote its first checkpoint
+    # (a killed run resumes with -o alone) or when the command succeeds. A command that fails
+    # before then (e.g. on a bad binding) leaves no config.gin behind.
+    experiment._on_config_validated.clear()
+    if run is not None and is_main and args.config and not (run / "config.gin").is_file():
+        experiment._on_config_validated.append(
+            lambda text=gin.config_str(), path=run / "config.gin": _freeze_config(path, text))
     prov = Provenance(run, cmd, sys.argv, configs) if (run is not None and is_main) else None
     try:
         if prov:
@@ -225,10 +239,28 @@ def run_command(args) -> int:
             prov.__exit__(type(e), e, None)
             _refresh_report(run)
         raise
+    experiment.config_validated()
     if prov:
         prov.__exit__(None, None, None)
         _refresh_report(run)
     return result if isinstance(result, int) else 0
+
+
+def _freeze_config(path: Path, text: str) -> None:
+    from ..utils.io import atomic_write_text
+
+    if not path.is_file():
+        atomic_write_text(path, text)
+
+
+def _convert(args) -> int:
+    """``convert --checkpoint OLD --output NEW --trust``: see ``convert_checkpoint``."""
+    from ..engine.checkpoint import convert_checkpoint
+
+    if not args.checkpoint or not args.output:
+        raise UserError("convert needs --checkpoint OLD.pth --output NEW.pth (and --trust)")
+    print(convert_checkpoint(args.checkpoint, args.output, trust=args.trust))
+    return 0
 
 
 def _dispatch(cmd, args, experiment):
@@ -241,7 +273,7 @@ def _dispatch(cmd, args, experiment):
     elif cmd == "cache":
         experiment.cache()
     elif cmd == "train":
-        experiment.train()
+        experiment.train(force=args.force)
     elif cmd == "evaluate":
         from ..utils.shards import resolve_shard
 
@@ -259,7 +291,7 @@ def _dispatch(cmd, args, experiment):
     elif cmd in ("all", "resume"):
         if cmd == "resume":
             gin.bind_parameter("train.resume", True)
-        experiment.train()
+        experiment.train(force=args.force)
         from ..engine.distributed import context
 
         if context().is_main:
@@ -331,7 +363,7 @@ def main(argv=None) -> int:
                 raise
             raise ue from None
     except UserError as e:
-        msg = " ".join(str(e).split())
+        msg = " ".join(str(e).split(_GIN_CALL)[0].split())  # without gin's call-site suffix
         print(f"error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

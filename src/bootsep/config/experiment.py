@@ -114,7 +114,8 @@ def train(model=gin.REQUIRED, loss_dictionary=gin.REQUIRED, optimizer=gin.REQUIR
           device: str = "auto", amp: str | None = None,
           init_from_checkpoint: str | None = None, resume: bool = True,
           save_by_epoch: int | None = None, output_folder: str | None = None, stft=None,
-          sample_rate: int | None = None, source_labels=None, progress: bool = True):
+          sample_rate: int | None = None, source_labels=None, progress: bool = True,
+          force: bool = False):
     """Train a model; rerunning the same command resumes from ``checkpoints/latest.pth``.
 
     ``model`` is a gin-configured class (``@Chimera``) built after seeding; ``optimizer`` a class
@@ -127,7 +128,14 @@ def train(model=gin.REQUIRED, loss_dictionary=gin.REQUIRED, optimizer=gin.REQUIR
     ``sample_rate`` (Hz, recorded in the checkpoint) and ``source_labels`` default to the train
     dataset's and the model's ``num_features`` to the STFT's bins; bound values are checked
     against them (:mod:`bootsep.config.contract`).
+    Typed arguments are checked first (``train.num_epochs = 'two'`` is a UserError). A fresh
+    start (``resume = False``, or no ``latest.pth``) into a folder that holds checkpoints is
+    refused unless ``force`` (the CLI's ``--force``), which moves them to
+    ``checkpoints/previous/<n>/`` first.
     """
+    _check_train_args(locals())
+    from ignite.engine import Events
+
     from ..engine import distributed as dist
     from ..engine.checkpoint import checkpoint_path, load_checkpoint
     from ..engine.samplers import ResumableSampler, seed_worker
@@ -147,14 +155,16 @@ def train(model=gin.REQUIRED, loss_dictionary=gin.REQUIRED, optimizer=gin.REQUIR
     sample_rate, labels = contract.check_train(sample_rate, train_dataset, val_dataset,
                                                source_labels)
     contract.check_audible(train_dataset, "train")
-    net = contract.build_model(model, stft, sample_rate).to(dev)
-    if init_from_checkpoint and not checkpoint_path(run, "latest").is_file():
+    latest = checkpoint_path(run, "latest")
+    will_resume = bool(resume) and latest.is_file()
+    old_checkpoints = [] if will_resume else _refuse_fresh_start(run, resume, force)
+    try:
+        net = contract.build_model(model, stft, sample_rate).to(dev)
+    except (TypeError, ValueError) as e:  # a bad model binding: one error line
+        raise e if isinstance(e, UserError) else UserError(f"cannot build train.model: {e}") from None
+    if init_from_checkpoint and not will_resume:
         parent = load_checkpoint(init_from_checkpoint)
-        missing = net.load_state_dict(parent["model"]["state_dict"], strict=False)
-        if missing.missing_keys or missing.unexpected_keys:
-            raise UserError(f"train.init_from_checkpoint={init_from_checkpoint}: the checkpoint's "
-                            f"model does not match this model (missing {missing.missing_keys[:3]}, "
-                            f"unexpected {missing.unexpected_keys[:3]}); use the same model config")
+        _init_weights(net, parent, init_from_checkpoint)
         if ctx.is_main:
             atomic_write_json(run / "lineage.json", {
                 "init_from_checkpoint": str(Path(init_from_checkpoint).resolve()),
@@ -192,12 +202,21 @@ def train(model=gin.REQUIRED, loss_dictionary=gin.REQUIRED, optimizer=gin.REQUIR
                       gin_config=gin.operative_config_str(), save_by_epoch=save_by_epoch,
                       is_main=ctx.is_main, progress=progress, unwrapped_model=net,
                       tensorboard=ctx.is_main, dist_ctx=ctx)
-    latest = checkpoint_path(run, "latest")
-    if resume and latest.is_file():
+    if will_resume:
         ckpt = load_checkpoint(latest, map_location=dev)
         _check_same_model(latest, ckpt, net)
         trainer.load_state_dict(ckpt)
         log.info("resuming from %s (epoch %d of %d)", latest, ckpt["epoch"], num_epochs)
+    else:
+        if old_checkpoints and ctx.is_main:
+            from ..engine.checkpoint import move_checkpoints_aside
+
+            aside = move_checkpoints_aside(run)
+            log.warning("--force: moved the previous checkpoints to %s (kept)", aside)
+        log.info("no checkpoint to resume in %s: training starts from scratch (epoch 1 of %d)",
+                 latest.parent, num_epochs)
+    # the run's config is frozen (config.gin) once its first checkpoint is written
+    trainer.engine.add_event_handler(Events.EPOCH_COMPLETED, lambda _: config_validated())
     history = trainer.run()
     dist.barrier(ctx)
     return history
@@ -211,14 +230,84 @@ def _check_same_model(path: Path, ckpt: dict, net) -> None:
         raise UserError(f"{path} holds a {saved.get('class')} but the config builds a "
                         f"{now['class']}; train into another -o folder, or use the run's own "
                         f"config ({path.parent.parent / 'config.gin'})")
-    old_args = saved.get("args", {})
-    diff = {k: (old_args[k], v) for k, v in now["args"].items()   # keys an older version
-            if k in old_args and old_args[k] != v}                   # lacked are not compared
-    if diff:
-        shown = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in list(diff.items())[:4])
+    shown = _model_arg_diff(saved, net)
+    if shown:
         raise UserError(f"{path} was trained with other model arguments ({shown}); resuming "
                         "would not fit them: train into another -o folder, or restore those "
                         "bindings")
+
+
+def _model_arg_diff(saved: dict, net) -> str:
+    """``'hidden_size: 16 -> 8, ...'``: the constructor arguments where ``net`` differs from a
+    checkpoint's ``saved`` model (keys an older version lacked are not compared)."""
+    old_args, now = saved.get("args", {}) or {}, net.init_args
+    diff = {k: (old_args[k], v) for k, v in now.items() if k in old_args and old_args[k] != v}
+    return ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in list(diff.items())[:4])
+
+
+def _init_weights(net, parent: dict, source) -> None:
+    """``train.init_from_checkpoint``: load ``parent``'s weights into ``net`` (the same
+    architecture; other arguments such as dropout may differ), or a UserError naming the
+    constructor arguments that differ."""
+    saved = parent["model"]
+    try:
+        res = net.load_state_dict(saved["state_dict"], strict=False)
+        bad = res.missing_keys or res.unexpected_keys
+    except RuntimeError:  # size mismatch
+        bad = True
+    if bad:
+        shown = _model_arg_diff(saved, net)
+        cls = str(saved.get("class", "?")).rpartition(".")[2]
+        what = (f"other arguments ({shown})" if shown else
+                f"another architecture ({cls}, this config builds {type(net).__name__})")
+        raise UserError(f"train.init_from_checkpoint = {source}: its model was built with {what}, "
+                        f"so its weights do not fit; bind the same model arguments as that run "
+                        f"(its config.gin) or start without init_from_checkpoint")
+
+
+_TRAIN_MINIMUM = {"batch_size": 1, "val_batch_size": 1, "num_epochs": 1, "epoch_length": 1,
+                  "num_workers": 0, "save_by_epoch": 1}
+
+
+def _check_train_args(values: dict) -> None:
+    """Types (from ``train``'s annotations) and ranges of the bound train arguments."""
+    from ..utils.argtypes import check_arg_types
+
+    check_arg_types(train, values, "train")
+    for key, low in _TRAIN_MINIMUM.items():
+        v = values.get(key)
+        if v is not None and v < low:
+            raise UserError(f"train.{key} = {v!r}: must be an integer >= {low}")
+    for key, allowed in (("target_type", ("psa", "msa")), ("amp", (None, "bf16", "fp16"))):
+        if values.get(key) not in allowed:
+            raise UserError(f"train.{key} = {values.get(key)!r}: must be one of {allowed}")
+
+
+def _refuse_fresh_start(run: Path, resume: bool, force: bool) -> list:
+    """Checkpoints a fresh start would replace; a UserError unless ``force``."""
+    from ..engine.checkpoint import existing_checkpoints
+
+    old = existing_checkpoints(run)
+    if old and not force:
+        why = ("train.resume = False" if not resume else
+               "there is no checkpoints/latest.pth to resume from")
+        names = ", ".join(p.name for p in old[:4])
+        raise UserError(f"{run / 'checkpoints'} already holds {names} and {why}: a fresh "
+                        f"training would replace them. Resume instead (train.resume = True, with "
+                        f"latest.pth), train into another -o folder, or pass --force to move them "
+                        f"to checkpoints/previous/ and start over")
+    return old
+
+
+#: Called once a command has validated its configuration (built what it needs from it); the CLI
+#: registers a callback here that writes ``<run>/config.gin``. See :func:`config_validated`.
+_on_config_validated: list = []
+
+
+def config_validated() -> None:
+    """Run (and clear) the callbacks registered in :data:`_on_config_validated`."""
+    while _on_config_validated:
+        _on_config_validated.pop(0)()
 
 
 # ---------------------------------------------------------------------------- separators

@@ -30,14 +30,17 @@ from ignite.engine import Engine, Events
 from ..bootstrap.weights import confidence_weights
 from ..dsp import STFT
 from ..dsp.features import ideal_binary_mask, magnitude_weights
+from ..utils.errors import UserError
 from .checkpoint import checkpoint_path, rng_state, save_checkpoint, set_rng_state
 from .handlers import grad_norm
 
 log = logging.getLogger(__name__)
 
 
-class NonFiniteLossError(RuntimeError):
-    """Raised when the training loss becomes NaN/inf. Nothing on disk is deleted."""
+class NonFiniteLossError(UserError, RuntimeError):
+    """Raised when the training loss (or a weight) becomes NaN/inf: one ``error:`` line in the
+    CLI naming the iteration, the last finite checkpoint and the usual fixes. No checkpoint is
+    written from a non-finite state, so the files on disk stay the last finite ones."""
 
 
 def fold_channels(batch: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -92,14 +95,20 @@ def make_targets(stft: STFT, mix: torch.Tensor, sources: torch.Tensor, target_ty
 
 
 def pit_si_sdr(est: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    """Mean SI-SDR (dB) per example under the best source permutation; ``(B, n, S)`` -> ``(B,)``."""
+    """Mean SI-SDR (dB) per example under the best source permutation; ``(B, n, S)`` -> ``(B,)``.
+
+    A silent reference (zero-mean energy <= 1e-8) has no SI-SDR: it is left out of its
+    example's mean (which is NaN when every reference is silent) instead of counting as the
+    ~-80 dB the stabilised formula would give it."""
     from ..metrics.bsseval import si_sdr
 
     n = ref.shape[1]
+    centred = ref - ref.mean(dim=-1, keepdim=True)
+    silent = centred.square().sum(dim=-1) <= 1e-8  # (B, n)
     best = None
     for perm in itertools.permutations(range(n)):
-        v = si_sdr(est[:, list(perm)], ref).mean(dim=1)
-        best = v if best is None else torch.maximum(best, v)
+        v = si_sdr(est[:, list(perm)], ref).masked_fill(silent, float("nan")).nanmean(dim=1)
+        best = v if best is None else torch.fmax(best, v)
     return best
 
 
@@ -229,10 +238,10 @@ class Trainer:
         losses = self.loss_fn(output, targets)
         loss = losses["loss"]
         if not torch.isfinite(loss):
-            raise NonFiniteLossError(
-                f"non-finite training loss at iteration {engine.state.iteration}: "
-                f"{ {k: float(v) for k, v in losses.items()} }; the run folder is kept as it is "
-                f"(resume from checkpoints/latest.pth after fixing the learning rate or clipping)")
+            shown = ", ".join(f"{k} {float(torch.as_tensor(v).detach()):.4g}"
+                              for k, v in losses.items())
+            raise self._non_finite(f"non-finite training loss at iteration "
+                                   f"{engine.state.iteration} ({shown})")
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.optimizer)
@@ -242,11 +251,17 @@ class Trainer:
         for h in self.handlers:
             if hasattr(h, "after_backward"):
                 h.after_backward(self)
-        if self.scaler is not None:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            self.optimizer.step()
+        try:
+            if self.scaler is not None:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                self.optimizer.step()
+        except RuntimeError as e:  # e.g. a learning rate beyond float range
+            if "overflow" not in str(e):
+                raise
+            raise self._non_finite(f"the optimizer step overflowed at iteration "
+                                   f"{engine.state.iteration} ({e})") from None
         out = {k: float(v.detach()) for k, v in losses.items()}
         for h in self.handlers:
             if hasattr(h, "after_iteration"):
@@ -263,13 +278,14 @@ class Trainer:
         sums: dict[str, float] = {}
         count = 0
         first = None
+        sisdr = []  # per example; NaN (all references silent) is left out of the mean
         for batch in self.val_loader:
             output, targets = self.forward(batch)
             losses = {k: float(v) for k, v in self.val_loss_fn(output, targets).items()}
             if "mask" in output:
                 spec = output["mask"] * targets["mix_spec"].unsqueeze(1)
                 audio = self.stft.inverse(spec, length=targets["mix_audio"].shape[-1])
-                losses["SI-SDR"] = float(pit_si_sdr(audio, targets["source_audio"]).mean())
+                sisdr.append(pit_si_sdr(audio, targets["source_audio"]).float().cpu())
                 if first is None:
                     first = (targets, output, audio)
             elif first is None:
@@ -280,6 +296,8 @@ class Trainer:
         self.model = model
         self.model.train()
         val = {k: v / max(count, 1) for k, v in sums.items()}
+        if sisdr:
+            val["SI-SDR"] = float(torch.cat(sisdr).nanmean())
         if self.writer is not None and first is not None:
             self._write_summaries(*first)
         return val
@@ -315,6 +333,7 @@ class Trainer:
 
     def _end_epoch(self, engine) -> None:
         t0 = time.time()
+        self._check_finite_weights()  # never a NaN checkpoint over a finite one (every rank)
         train = {k: float(np.mean(v)) for k, v in self._epoch_losses.items()}
         self._epoch_losses = {}
         if self.dist_ctx is not None:
@@ -357,6 +376,27 @@ class Trainer:
                  time.time() - t0)
         if self._stop:
             engine.terminate()
+
+    def _non_finite(self, what: str) -> NonFiniteLossError:
+        """The error for a NaN/inf: where it happened, the last finite checkpoint, the fixes."""
+        latest = checkpoint_path(self.output_folder, "latest")
+        if self.history and latest.is_file():
+            last = f"{latest} (epoch {self.history[-1]['epoch']}) is the last finite checkpoint"
+        else:
+            last = f"no checkpoint was written to {latest.parent}"
+        then = (f"then train again into a new -o folder with -b \"train.init_from_checkpoint = "
+                f"'{latest}'\" (a resume keeps the checkpoint's learning rate)"
+                if self.history and latest.is_file() else "then run the command again")
+        return NonFiniteLossError(
+            f"{what}; nothing was saved, {last}. Usual fixes: lower the learning rate (e.g. "
+            f"-b 'torch.optim.Adam.lr = ...'), clip gradients (train.handlers with 'clip' or "
+            f"'autoclip'), check the training data for silent or non-finite audio; {then}")
+
+    def _check_finite_weights(self) -> None:
+        bad = [n for n, p in self.raw_model.named_parameters() if not torch.isfinite(p).all()]
+        if bad:
+            raise self._non_finite(f"non-finite model weights ({', '.join(bad[:3])}) after "
+                                   f"iteration {self.engine.state.iteration}")
 
     def _write_summaries(self, targets, output, audio) -> None:
         epoch = self.engine.state.epoch

@@ -9,6 +9,9 @@ A model maps a mixture magnitude ``(batch, time, freq)`` to a dict whose keys ar
 Models are self-describing: every concrete class records its constructor arguments with
 :meth:`SeparationModel._record_args`, so :meth:`SeparationModel.serialize` gives a dict
 ``{'class', 'args', 'state_dict'}`` from which :func:`load_model` rebuilds the exact model.
+Constructor arguments are checked against the constructor's annotations before it runs
+(``hidden_size='big'`` raises :class:`bootsep.utils.argtypes.ArgumentTypeError` naming
+``Chimera.hidden_size``), and :func:`load_model` reads files with ``weights_only=True`` only.
 
 Example:
     >>> m = build_model('MaskInference', {'num_features': 9, 'hidden_size': 4, 'num_layers': 1})
@@ -20,13 +23,16 @@ Example:
 from __future__ import annotations
 
 import copy
+import functools
 import importlib
 import inspect
 import json
+import os
 
 import torch
 
 from ..dsp.features import log_magnitude_features
+from ..utils.argtypes import check_arg_types
 
 #: Only classes inside this package can be rebuilt from a serialized dict.
 ALLOWED_PACKAGE = "bootsep.models"
@@ -78,6 +84,12 @@ class SeparationModel(torch.nn.Module):
 
     output_keys: tuple = ()
     num_sources: int | None = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None and not hasattr(init, "__wrapped__"):
+            cls.__init__ = _type_checked_init(init)
 
     def __init__(self):
         super().__init__()
@@ -133,6 +145,25 @@ class SeparationModel(torch.nn.Module):
         return f"output_keys={self.output_keys}, num_sources={self.num_sources}"
 
 
+def _type_checked_init(init):
+    """Wrap a model ``__init__`` so that the outermost constructor call checks its arguments'
+    types (named ``<Class>.<argument>``, as gin binds them) before building anything."""
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        if type(self).__init__ is __init__:  # not a super().__init__ call from a subclass
+            try:
+                bound = signature.bind(self, *args, **kwargs).arguments
+            except TypeError:
+                bound = {}  # wrong argument names: the constructor itself says so
+            check_arg_types(init, {k: v for k, v in bound.items() if k != "self"},
+                            type(self).__name__)
+        init(self, *args, **kwargs)
+
+    return __init__
+
+
 def register_model(name: str, class_path: str) -> None:
     """Add a short name to :data:`MODELS` (the class must live in ``bootsep.models``)."""
     _check_path(class_path)
@@ -168,12 +199,24 @@ def build_model(class_path_or_name: str, args: dict | None = None) -> Separation
     return resolve_model_class(class_path_or_name)(**(args or {}))
 
 
-def load_model(serialized: dict, device: str | torch.device = "cpu") -> SeparationModel:
+def load_model(serialized: dict | str | os.PathLike,
+               device: str | torch.device = "cpu") -> SeparationModel:
     """Rebuild a model from :meth:`SeparationModel.serialize` output.
 
-    The state dict is loaded strictly; the model is moved to ``device`` and returned in
-    ``eval()`` mode (call ``.train()`` to resume training).
+    ``serialized`` may also be a path to a ``torch.save``d file holding that dict or a whole
+    checkpoint (its ``'model'`` entry is used); the file is read with ``weights_only=True``
+    (plain data, never code; a file needing pickles raises
+    :class:`bootsep.utils.io.PickledFileError`). The state dict is loaded strictly; the model
+    is moved to ``device`` and returned in ``eval()`` mode (call ``.train()`` to resume training).
     """
+    if isinstance(serialized, str | os.PathLike):
+        from ..utils.io import safe_torch_load
+
+        serialized = safe_torch_load(serialized)
+        if isinstance(serialized, dict) and isinstance(serialized.get("model"), dict):
+            serialized = serialized["model"]
+    if not isinstance(serialized, dict):
+        raise TypeError(f"expected a serialized model dict, got {type(serialized).__name__}")
     for key in ("class", "args", "state_dict"):
         if key not in serialized:
             raise KeyError(f"serialized model lacks key {key!r} (has {sorted(serialized)})")

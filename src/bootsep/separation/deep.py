@@ -392,10 +392,9 @@ def load_separator(checkpoint: str | os.PathLike | dict, kind: str = "auto",
         if not os.path.isfile(where):
             raise UserError(f"checkpoint {where!r} does not exist; pass the path of a "
                             "*.model.pth file written by training")
-        try:
-            checkpoint = torch.load(where, map_location="cpu", weights_only=False)
-        except Exception as err:  # noqa: BLE001 - any unreadable file is a user error
-            raise UserError(f"cannot read checkpoint {where!r}: {err}") from err
+        from ..engine.checkpoint import load_checkpoint
+
+        checkpoint = load_checkpoint(where)  # weights_only: plain data, never code
     if not isinstance(checkpoint, dict) or "model" not in checkpoint:
         keys = sorted(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__
         raise UserError(f"{where}: not a model checkpoint (needs key 'model', has {keys})")

@@ -1,10 +1,16 @@
-"""Atomic file writes (temp file in the same folder + rename), used for every output."""
+"""Atomic file writes (temp file in the same folder + rename), used for every output, and the
+one safe reader of torch files (:func:`safe_torch_load`: plain data only, never code).
+
+A file written here gets the permissions a plain ``open(path, 'w')`` would give it: those of the
+file it replaces, else ``0o666`` less the process umask (``mkstemp`` alone would leave 0600).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,7 +26,11 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix or ".tmp",
                                dir=path.parent)
-    os.close(fd)
+    try:
+        with contextlib.suppress(OSError):  # best effort on filesystems without modes
+            os.fchmod(fd, _target_mode(path))
+    finally:
+        os.close(fd)
     try:
         yield Path(tmp)
         os.replace(tmp, path)
@@ -28,6 +38,25 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux ``/proc``)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    old = os.umask(0o022)  # elsewhere: set and restore (not thread-safe, but brief)
+    os.umask(old)
+    return old
+
+
+def _target_mode(path: Path) -> int:
+    """Mode bits for a new ``path``: those of the file it replaces, else 0o666 & ~umask."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return 0o666 & ~current_umask()
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -56,6 +85,34 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
 
     with atomic_path(path, suffix=".pth") as tmp:
         torch.save(obj, tmp)
+
+
+class PickledFileError(ValueError):
+    """A torch file that needs Python objects (pickled code) to load; :func:`safe_torch_load`
+    refuses it."""
+
+
+def safe_torch_load(path: str | os.PathLike, map_location="cpu"):
+    """``torch.load(path, weights_only=True)``: tensors and plain containers only, never code.
+
+    Raises :class:`PickledFileError` when the file names Python objects to rebuild (an old
+    bootsep checkpoint holding numpy arrays, or a hostile file): nothing in it has run. Other
+    read errors (truncated, not a torch file) raise ``ValueError``; a missing file
+    ``FileNotFoundError``.
+    """
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+        glob = next((ln for ln in lines if "GLOBAL" in ln), None)
+        if glob is not None:
+            raise PickledFileError(glob.split(" was not")[0]) from None
+        detail = next((ln for ln in lines if ln.startswith("Unsupported")), lines[-1] if lines else "")
+        raise ValueError(f"not a readable torch file ({detail})") from None
 
 
 def _json_default(o):
