@@ -15,7 +15,6 @@ both.
 from __future__ import annotations
 
 import itertools
-import os
 import re
 import shlex
 import sys
@@ -139,15 +138,11 @@ def instantiate(folder: str | Path, launcher: str = "tsp", gpus_per_run: int = 1
 SWEEP_JSON = "sweep.json"
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _make_executable(path: Path) -> None:
     """rwx for whom the user's umask allows (0o755 under the usual 022, 0o775 under 002)."""
-    path.chmod(0o777 & ~_umask())
+    from ..utils.io import current_umask
+
+    path.chmod(0o777 & ~current_umask())
 
 
 def load_sweep(folder: str | Path) -> dict:
