@@ -278,9 +278,12 @@ def _stage_evaluate(run: Path, ctx: dict) -> dict:
     if ctx["test_confidence"]:   # the teacher's confidence on songs with references
         separate(output=str(teacher_dir / "separated"), folders={"test": ctx["test"]})
     gin.bind_parameter("output_folder._output_folder", str(student_dir))
-    student = experiment.deep_separator(output_folder=str(student_dir))
-    experiment.evaluate(separator=student, output_folder=str(student_dir))
-    out["student"] = experiment.analyze(output_folder=str(student_dir)).get("report_card")
+    from ..utils.provenance import Provenance
+
+    with Provenance(student_dir, "bootstrap evaluate", sys.argv, ctx["configs"]):
+        student = experiment.deep_separator(output_folder=str(student_dir))
+        experiment.evaluate(separator=student, output_folder=str(student_dir))
+        out["student"] = experiment.analyze(output_folder=str(student_dir)).get("report_card")
     return out
 
 
@@ -380,7 +383,7 @@ def bootstrap_command(args, configs: Sequence[str]) -> int:
     _check_inputs(record, inputs, run_path)
     record["inputs"] = inputs
     bind_paths(run_path, collections, test, valid)
-    ctx = {"record": record, "test": test, "options": options,
+    ctx = {"record": record, "test": test, "options": options, "configs": configs,
            "unlabelled_references": unlabelled_refs,
            "test_confidence": bool(test) and options["test_confidence"] and not unlabelled_refs}
     ctx["shard"], ctx["shard_source"] = _shard(args)
