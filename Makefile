@@ -50,9 +50,10 @@ lint: install
 test: install system-deps lint
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
 
-# The paper in miniature (musdb/demo/paper_demo.sh): the primitive ensemble, `separate` over
-# the training + unlabelled mixtures, `organize` (top 80 % by confidence), a student trained on
-# that, a supervised model; prints the comparison table and, last, runs/demo/comparison.md.
+# The paper in miniature (musdb/demo/paper_demo.sh): `main.py bootstrap` with the tiny recipe
+# (musdb/recipes/tiny.gin: the primitive ensemble, `separate` over the training + unlabelled
+# mixtures, `organize` (top 80 % by confidence), a student trained on that), a supervised model;
+# prints the comparison table and, last, runs/demo/comparison.md.
 # Rerunning resumes/skips what is done.
 demo: install
 	@PY=$(BIN)/python BOOTSEP_DEMO_RUNS=$(DEMO_RUNS) sh musdb/demo/paper_demo.sh
