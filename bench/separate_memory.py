@@ -133,7 +133,7 @@ def kill_and_resume(folder: Path, out: Path, kill_after: int) -> dict:
                          text=True)
     if res.returncode != 0:
         sys.exit(f"error: resumed separate failed:\n{res.stderr[-3000:]}")
-    manifest = json.loads((out / "separate.json").read_text())
+    manifest = json.loads((out / "shards" / "0-of-1.json").read_text())  # what the rerun did
     redone = sum(1 for p, t in finished.items() if p.stat().st_mtime_ns != t)
     return {"killed_after": len(finished), "resume_done_before": manifest["done_before"],
             "resume_separated": manifest["separated"], "resume_redone": redone,
