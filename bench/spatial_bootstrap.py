@@ -79,6 +79,9 @@ def main() -> int:
     ap.add_argument("--rooms-per-utterance", type=int, default=2,
                     help="training rooms per tr utterance (more pseudo-labelled mixtures)")
     ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--confidence", choices=("margin", "js"), default="margin",
+                    help="organize by 'spatial_margin' on the teacher's posteriors (default) or by "
+                         "the predecessor's 'spatial' JS(GMM1, GMM2) x balance on its IPD features")
     ap.add_argument("--bind", action="append", default=[],
                     help="extra -b binding for both trainings (e.g. 'train.confidence_power = None')")
     args = ap.parse_args()
@@ -108,43 +111,49 @@ def main() -> int:
             link.symlink_to((ROOT / args.spatial_root).resolve() / sub / "wav8k" / "min" / split)
     env["SPATIAL_WHAM_ROOT"] = str(top.parent.parent)
     data = [*BASE, f"{EXP}/data.gin"]
+    tag = args.confidence
+    measure = "spatial_margin" if tag == "margin" else "spatial"
+    conf = ([f"{EXP}/confidence_js.gin"] if tag == "js" else [])
+    where = ["-b", f"spatial_separated/join_path.relative_path = 'separated_{tag}'",
+             "-b", f"spatial_bootstrap/join_path.relative_path = 'bootstrap_data_{tag}/above_q2'"]
     # 2. teacher on the 2-channel test mixtures
     times["teacher_eval"] = run([py, main_py, "evaluate", "-c", *data, f"{EXP}/teacher.gin",
-                                 "-o", str(runs / "teacher")], env, log)
+                                 *conf, "-o", str(runs / f"teacher_{tag}")], env, log)
     # 3. teacher over the training mixtures; 4. organize
     times["separate"] = run([py, main_py, "separate", "-c", *BASE, f"{EXP}/teacher.gin",
-                             f"{EXP}/separate.gin"], env, log)
+                             f"{EXP}/separate.gin", *conf, *where], env, log)
     times["organize"] = run([py, main_py, "organize", "-c", f"{EXP}/env.gin",
-                             f"{EXP}/organize.gin", "--force"], env, log)
+                             f"{EXP}/organize.gin", *conf, *where, "--force"], env, log)
     # 5. student and supervised, same model and budget
     binds = ["-b", f"train.num_epochs = {args.epochs}"]
     for b in args.bind:
         binds += ["-b", b]
-    for name in ("student", "supervised"):
+    for name, out in (("student", f"student_{tag}"), ("supervised", "supervised")):
         times[name] = run([py, main_py, "all", "-c", *data, f"{EXP}/model.gin", f"{EXP}/{name}.gin",
-                           "-o", str(runs / name), *binds], env, log)
+                           "-o", str(runs / out), *where, *binds], env, log)
 
     # ------------------------------------------------------------------ figures
     from scipy.stats import spearmanr
 
     figures = {}
+    dirs = {"teacher": f"teacher_{tag}", "student": f"student_{tag}", "supervised": "supervised"}
     for name in ("teacher", "student", "supervised"):
-        r = results(runs / name / "results")
+        r = results(runs / dirs[name] / "results")
         figures[name] = statistics.fmean(r.values())
         print(f"{name:>10}: SI-SDRi {figures[name]:6.2f} dB over {len(r)} test mixtures (mic 0)")
-    mix = results(runs / "student" / "results", metric="MIX-SI-SDR")
-    sep_dir = runs / "separated" / "results"
+    mix = results(runs / dirs["student"] / "results", metric="MIX-SI-SDR")
+    sep_dir = runs / f"separated_{tag}" / "results"
     rows = []  # (segment, spatial confidence, teacher SI-SDRi on mic 0)
     for p in sorted(sep_dir.glob("*.json")):
         rec = json.loads(p.read_text())
-        c = rec.get("confidence", {}).get("spatial")
+        c = rec.get("confidence", {}).get(measure)
         q = [v["SI-SDRi"][0] for v in rec.get("sources", {}).values() if v.get("SI-SDRi")]
         if c is not None and q and all(x is not None for x in q):
             rows.append((rec["item"], c, statistics.fmean(q)))
     rho, pval = spearmanr([r[1] for r in rows], [r[2] for r in rows])
     import csv
 
-    with open(runs / "bootstrap_data" / "above_q2" / "manifest.csv") as f:
+    with open(runs / f"bootstrap_data_{tag}" / "above_q2" / "manifest.csv") as f:
         kept_names = {row["segment"] for row in csv.DictReader(f)}
     kept_q = [q for item, _, q in rows if item in kept_names]
     dropped_q = [q for item, _, q in rows if item not in kept_names]
@@ -155,7 +164,8 @@ def main() -> int:
            "kept_teacher": round(statistics.fmean(kept_q), 2) if kept_q else None,
            "dropped_teacher": round(statistics.fmean(dropped_q), 2) if dropped_q else None,
            "train_mixtures": len(rows), "kept": len(kept_q),
-           "test_mixtures": len(results(runs / "student" / "results")),
+           "test_mixtures": len(results(runs / dirs["student"] / "results")),
+           "confidence": measure,
            "epochs": args.epochs, "seconds": {k: round(v) for k, v in times.items()}}
     print(json.dumps(out))
     return 0

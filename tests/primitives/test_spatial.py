@@ -154,3 +154,24 @@ def test_ensemble_member_on_stereo():
                              returns=[[0], [1]], weights=[1, 2], **c)
     out = ens.separate(mix)
     assert out.estimates.shape == (2, 2, N)
+
+
+def test_spatial_margin_on_the_delay_models_posteriors():
+    stft = STFT(512, 128)
+    sep = SpatialClustering(sample_rate=SR, stft=stft, model="delay", use_ild=False,
+                            order="azimuth", confidence_features="posteriors", device="cpu")
+
+    def conf(mix):
+        X = stft(mix)
+        feats = sep.features(X)
+        assert feats.shape[-1] == 2 and torch.allclose(feats.sum(-1), torch.ones(()), atol=1e-4)
+        return compute_confidences(feats, X.abs(), measures=("spatial_margin",),
+                                   threshold_percentile=80.0)["spatial_margin"]
+
+    apart, _ = _mix(3, 1.0, -4, 1.0)
+    together, _ = _mix(3, 1.0, 3, 1.0)
+    c_apart, c_together = conf(apart), conf(together)
+    assert 0.0 <= c_together < c_apart <= 1.0
+    assert c_apart > c_together + 0.2, (c_apart, c_together)
+    with pytest.raises(ValueError, match="posterior features"):
+        compute_confidences(torch.rand(5, 6, 3), torch.rand(5, 6), measures=("spatial_margin",))

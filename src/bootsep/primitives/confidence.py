@@ -19,11 +19,15 @@ loudness           K x share of the smallest KMeans cluster                     
 whitened_kmeans    1 - L_WKM / (D + K) on the KMeans assignment (see function)            see fn
 dpcl_classic       1 - deep-clustering loss of the unit-normalised features vs KMeans     [0, 1]
 spatial            jensen_shannon x cluster balance (K x smallest GMM share + 1e-3)      [0, 1]
+spatial_margin     on posterior features: mean (K max p - 1)/(K - 1) x (K min share + 1e-3) [0, 1]
 ================== ====================================================================== ========
 
 ``spatial`` is the predecessor's confidence of its spatial-clustering teacher (on the IPD/ILD
 features of :class:`~bootsep.primitives.spatial.SpatialClustering`); its per-T-F counterpart
-is :func:`spatial_tf_confidence`.
+is :func:`spatial_tf_confidence`. ``spatial_margin`` is that per-T-F confidence averaged over
+the loud bins, times the same balance, for separators whose features ARE their posteriors
+(``SpatialClustering(confidence_features='posteriors')``): it asks whether the teacher's own
+assignment is decisive and balanced rather than whether its cue features look clustered.
 
 Degenerate input: when the loud bins hold fewer than ``K`` distinct feature vectors (e.g. all
 features identical) every measure returns its "no structure" value, ``0.0``. When fewer loud
@@ -41,7 +45,7 @@ import math
 import numpy as np
 
 MEASURES = ("silhouette", "posterior", "combined", "fixed_posterior", "jensen_shannon",
-            "loudness", "whitened_kmeans", "dpcl_classic", "spatial")
+            "loudness", "whitened_kmeans", "dpcl_classic", "spatial", "spatial_margin")
 
 
 def _to_numpy(x) -> np.ndarray:
@@ -230,6 +234,17 @@ class _Points:
 
         js = 0.5 * (kl_to_mix(xp, "p") + kl_to_mix(xq, "q")) / log2
         return float(np.clip(js, 0.0, 1.0))
+
+    def spatial_margin(self) -> float:
+        if self.x.shape[0] >= 1 and self.x.shape[1] != self.k:
+            raise ValueError(f"spatial_margin needs posterior features with {self.k} columns, got "
+                             f"{self.x.shape[1]}")
+        if self.status == "nan":
+            return math.nan
+        k = self.k
+        margin = float(np.mean((k * self.x.max(axis=1) - 1.0) / (k - 1.0)))
+        balance = k * float(self.x.mean(axis=0).min()) + 1e-3
+        return float(np.clip(margin * balance, 0.0, 1.0))
 
     def spatial(self, max_points: int, n_samples: int, covariance_type: str,
                 reg_covar: float) -> float:
@@ -463,6 +478,8 @@ def compute_confidences(features, mix_magnitude, measures=("silhouette", "poster
             out[m] = p.whitened_kmeans()
         elif m == "spatial":
             out[m] = p.spatial(js_max_points, js_samples, "full", 1e-4)
+        elif m == "spatial_margin":
+            out[m] = p.spatial_margin()
         else:
             out[m] = p.dpcl_classic()
     return out

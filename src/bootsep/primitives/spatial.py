@@ -117,15 +117,19 @@ class SpatialClustering(Separator):
         max_delay: ``'delay'`` model: largest inter-channel delay searched, in ms (default 1.0
             = 34 cm of path difference); ``delay_step``: grid step in samples (default 0.1);
             ``em_iterations``: (default 15).
+        confidence_features: what :meth:`features` returns for the confidence measures:
+            ``'cues'`` (default; the clustered IPD/ILD features, for the predecessor's
+            ``spatial`` JS confidence) or ``'posteriors'`` (the masks as ``(.., K)`` features,
+            for ``spatial_margin``; with the delay model they track its quality better).
         source_labels: default ``('accompaniment', 'vocals')`` for 2 sources with ``'center'``,
             else ``source0, source1, ...``.
         device: see :class:`~bootsep.separation.base.Separator`.
 
     ``masks(mix_spec)``: complex ``(channels, time, freq)`` -> ``(channels, K, time, freq)``
     posteriors summing to 1 (identical for every channel of a recording).
-    ``features(mix_spec)``: ``(channels, time, freq, dim)``, the clustered features (after PCA),
-    repeated per channel so they line up with the per-channel mixture magnitude of the
-    confidence measures. :meth:`spatial_masks` is the batched form ``(batch, channels, T, F)``.
+    ``features(mix_spec)``: ``(channels, time, freq, dim)``, the clustered features (after PCA;
+    or the posteriors, see ``confidence_features``), repeated per channel so they line up with
+    the per-channel mixture magnitude of the confidence measures. :meth:`spatial_masks` is the batched form ``(batch, channels, T, F)``.
     """
 
     def __init__(self, sample_rate: int = 16000, stft: STFT | None = None, num_sources: int = 2,
@@ -136,7 +140,8 @@ class SpatialClustering(Separator):
                  percentile: float = 80.0, max_fit_points: int = 20000, n_init: int = 2,
                  reg_covar: float = 1e-3, order: str = "center", num_channels: int | None = None,
                  seed: int = 0, model: str = "gmm", max_delay: float = 1.0,
-                 delay_step: float = 0.1, em_iterations: int = 15, source_labels=None,
+                 delay_step: float = 0.1, em_iterations: int = 15,
+                 confidence_features: str = "cues", source_labels=None,
                  device: str | None = None):
         if source_labels is None:
             source_labels = (("accompaniment", "vocals") if num_sources == 2 and order == "center"
@@ -190,7 +195,12 @@ class SpatialClustering(Separator):
         self.max_delay = float(max_delay)
         self.delay_step = float(delay_step)
         self.em_iterations = int(em_iterations)
+        if confidence_features not in ("cues", "posteriors"):
+            raise UserError(f"SpatialClustering.confidence_features must be 'cues' or "
+                            f"'posteriors', got {confidence_features!r}")
+        self.confidence_features = confidence_features
         self.arbitrary_order = order == "azimuth"
+        self._cache: tuple | None = None
 
     # ------------------------------------------------------------------ features
     def _group(self, mix_spec: torch.Tensor) -> torch.Tensor:
@@ -382,15 +392,25 @@ class SpatialClustering(Separator):
         m = torch.stack(masks)
         return (m, torch.stack(feats)) if with_features else m
 
-    def masks(self, mix_spec: torch.Tensor, source_specs: torch.Tensor | None = None) -> torch.Tensor:
+    def _compute(self, mix_spec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Masks and features per channel, cached for the last mixture (so ``separate(...,
+        with_features=True)`` clusters once)."""
+        c = self._cache
+        if c is not None and c[0] is mix_spec and c[1] == mix_spec._version:
+            return c[2], c[3]
         X = self._group(mix_spec)
-        m = self.spatial_masks(X)
-        return m.repeat_interleave(X.shape[1], dim=0)
+        m, f = self.spatial_masks(X, with_features=True)
+        if self.confidence_features == "posteriors":
+            f = m.permute(0, 2, 3, 1)
+        out = (m.repeat_interleave(X.shape[1], dim=0), f.repeat_interleave(X.shape[1], dim=0))
+        self._cache = (mix_spec, mix_spec._version, *out)
+        return out
+
+    def masks(self, mix_spec: torch.Tensor, source_specs: torch.Tensor | None = None) -> torch.Tensor:
+        return self._compute(mix_spec)[0]
 
     def features(self, mix_spec: torch.Tensor) -> torch.Tensor:
-        X = self._group(mix_spec)
-        _, f = self.spatial_masks(X, with_features=True)
-        return f.repeat_interleave(X.shape[1], dim=0)
+        return self._compute(mix_spec)[1]
 
 
 def gmm_posteriors(x: torch.Tensor, gmm) -> torch.Tensor:
