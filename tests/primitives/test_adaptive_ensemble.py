@@ -137,3 +137,44 @@ def test_bad_options(stft, mixture):
         AdaptiveEnsemble(members(stft, truth), [[1]] * 4, cue="vibes")
     with pytest.raises(ValueError, match="gamma"):
         AdaptiveEnsemble(members(stft, truth), [[1]] * 4, gamma=-1)
+
+
+def test_predictor_blends_candidate_weights(stft, mixture):
+    mix, voice, truth = mixture
+    seps = members(stft, truth)  # member 3 is the inverted mask
+    zeros = [0.0] * 8
+    coef = [zeros, [0.0, 0.0, 0.0, -20.0] + [0.0] * 4]  # low agreement of column 3 -> candidate 1
+    ens = AdaptiveEnsemble(seps, [[1]] * 4, weights=[1, 1, 1, 2], cue="predictor",
+                           candidates=[[1, 1, 1, 2], [1, 1, 1, 0]], coef=coef, intercept=[0, 0],
+                           feature_mean=zeros, feature_scale=[1.0] * 8)
+    est = ens.separate(mix).estimates[1, 0].numpy()
+    torch.testing.assert_close(ens.last_weights[0], torch.tensor([1, 1, 1, 0.0], dtype=torch.float64),
+                               atol=1e-4, rtol=0)
+    X = stft(torch.from_numpy(mix)[None])
+    cols, _ = ens.columns(X)
+    p, w = ens.predict(cols[0], X.abs()[0])
+    assert p[1] > 0.999 and torch.isclose(p.sum(), torch.tensor(1.0, dtype=p.dtype))
+    fixed = EnsembleClustering(seps, [[1]] * 4, weights=[1, 1, 1, 2], beta=2.5)
+    assert si_sdr(est, voice) > si_sdr(fixed.separate(mix).estimates[1, 0].numpy(), voice) + 3.0
+    # the same inputs with the opposite sign keep candidate 0
+    coef_flip = [zeros, [0.0, 0.0, 0.0, 20.0] + [0.0] * 4]
+    ens2 = AdaptiveEnsemble(seps, [[1]] * 4, weights=[1, 1, 1, 2], cue="predictor",
+                            candidates=[[1, 1, 1, 2], [1, 1, 1, 0]], coef=coef_flip,
+                            intercept=[0, 0], feature_mean=zeros, feature_scale=[1.0] * 8)
+    ens2.separate(mix)
+    torch.testing.assert_close(ens2.last_weights[0], torch.tensor([1, 1, 1, 2.0], dtype=torch.float64),
+                               atol=1e-4, rtol=0)
+
+
+def test_predictor_needs_consistent_tables(stft, mixture):
+    _, _, truth = mixture
+    ok = dict(candidates=[[1, 1, 1, 1]], coef=[[0.0] * 8], intercept=[0.0],
+              feature_mean=[0.0] * 8, feature_scale=[1.0] * 8)
+    AdaptiveEnsemble(members(stft, truth), [[1]] * 4, cue="predictor", **ok)
+    for key, bad in [("candidates", [[1, 1, 1]]), ("coef", [[0.0] * 7]), ("intercept", [0.0, 1.0]),
+                     ("feature_scale", [0.0] * 8), ("candidates", [[-1, 1, 1, 1]])]:
+        with pytest.raises(ValueError):
+            AdaptiveEnsemble(members(stft, truth), [[1]] * 4, cue="predictor", **{**ok, key: bad})
+    with pytest.raises(ValueError, match="coef"):
+        AdaptiveEnsemble(members(stft, truth), [[1]] * 4, cue="predictor",
+                         **{k: v for k, v in ok.items() if k != "coef"})

@@ -234,7 +234,7 @@ def primitive_clustering(sample_rate: int = 16000, stft: STFT | None = None,
     return ensemble
 
 
-ADAPT_CUES = ("agreement", "decisiveness")
+ADAPT_CUES = ("agreement", "decisiveness", "predictor")
 
 
 def weighted_fixed_assign(columns: torch.Tensor, weights: torch.Tensor, beta: float) -> torch.Tensor:
@@ -324,12 +324,25 @@ class AdaptiveEnsemble(EnsembleClustering):
     pitch track that locked onto the bass) is down-weighted on that mixture only; with
     ``gamma = 0`` this is :class:`EnsembleClustering` with ``clustering='fixed'``.
 
+    ``cue='predictor'`` (after Manilow et al., WASPAA 2017, "predicting algorithm efficacy"):
+    a small trained model picks the weights instead. The per-mixture input is
+    ``z = (cues - feature_mean) / feature_scale`` with ``cues`` = [agreement..., decisiveness...]
+    of every returned column (every column votes, whatever its weight); the probabilities
+    ``p = softmax(coef @ z + intercept)`` over ``K`` candidate weight vectors blend them:
+    ``w = Σ_k p_k candidates[k]``. The coefficients are plain data (fitted by
+    ``bench/ensemble_domains.py`` on the development domains' search splits and written to
+    ``musdb/exp/primitives/primitive_clustering_adaptive.gin``).
+
     Args:
         separators, returns, weights, beta, sample_rate, stft, device, source_labels: as in
             :class:`EnsembleClustering` (``weights`` are the base weights, default all 1).
-        cue: ``'agreement'`` (default) or ``'decisiveness'``.
-        gamma: exponent of the cue (default 2.0; 0 = fixed weights).
+        cue: ``'agreement'`` (default), ``'decisiveness'`` or ``'predictor'``.
+        gamma: exponent of the cue (default 2.0; 0 = fixed weights; unused by the predictor).
         cue_percentile: loud-bin percentile the cues are computed on (default 90).
+        candidates: predictor only: ``(K, n_cols)`` weight vectors (one weight per returned
+            column, real values >= 0).
+        coef, intercept: predictor only: ``(K, 2 n_cols)`` and ``(K,)``.
+        feature_mean, feature_scale: predictor only: ``(2 n_cols,)`` standardisation.
 
     ``features`` (for confidence measures) are the base ensemble's stacked masks (columns
     repeated by the base weights), as in :class:`EnsembleClustering`. ``last_weights``
@@ -338,7 +351,8 @@ class AdaptiveEnsemble(EnsembleClustering):
 
     def __init__(self, separators: list[Separator], returns: list[list[int]],
                  weights: list[int] | None = None, beta: float = 2.5, cue: str = "agreement",
-                 gamma: float = 2.0, cue_percentile: float = 90.0,
+                 gamma: float = 2.0, cue_percentile: float = 90.0, candidates=None, coef=None,
+                 intercept=None, feature_mean=None, feature_scale=None,
                  source_labels=("accompaniment", "vocals"), sample_rate: int | None = None,
                  stft: STFT | None = None, device: str | None = None):
         super().__init__(separators, returns, weights, num_sources=2, clustering="fixed",
@@ -346,6 +360,32 @@ class AdaptiveEnsemble(EnsembleClustering):
                          stft=stft, device=device)
         if cue not in ADAPT_CUES:
             raise ValueError(f"unknown cue {cue!r}; choose one of {ADAPT_CUES}")
+        n_cols = sum(len(r) for r in self.returns)
+        self.candidates = self.coef = self.intercept = None
+        self.feature_mean = self.feature_scale = None
+        if cue == "predictor":
+            def table(x, shape, name):
+                if x is None:
+                    raise ValueError(f"cue='predictor' needs {name}")
+                t = torch.as_tensor(x, dtype=torch.float64)
+                if tuple(t.shape) != shape:
+                    raise ValueError(f"{name} must have shape {shape}, got {tuple(t.shape)}")
+                return t
+
+            cand = torch.as_tensor(candidates if candidates is not None else [], dtype=torch.float64)
+            if cand.dim() != 2 or cand.shape[1] != n_cols or cand.shape[0] < 1:
+                raise ValueError(f"candidates must be (K, {n_cols}) weight vectors, one weight "
+                                 f"per returned column, got {tuple(cand.shape)}")
+            if (cand < 0).any() or (cand.sum(dim=1) <= 0).any():
+                raise ValueError("candidate weights must be >= 0 and not all 0")
+            k = cand.shape[0]
+            self.candidates = cand
+            self.coef = table(coef, (k, 2 * n_cols), "coef")
+            self.intercept = table(intercept, (k,), "intercept")
+            self.feature_mean = table(feature_mean, (2 * n_cols,), "feature_mean")
+            self.feature_scale = table(feature_scale, (2 * n_cols,), "feature_scale")
+            if (self.feature_scale <= 0).any():
+                raise ValueError("feature_scale must be > 0")
         if gamma < 0:
             raise ValueError(f"gamma = {gamma} must be >= 0")
         if not 0.0 <= cue_percentile <= 100.0:
@@ -369,8 +409,23 @@ class AdaptiveEnsemble(EnsembleClustering):
                         base: torch.Tensor) -> torch.Tensor:
         """``(n_cols,)`` weights of one mixture: columns ``(time, freq, n_cols)``, magnitude
         ``(time, freq)``."""
+        if self.cue == "predictor":
+            return self.predict(columns, mix_magnitude)[1]
         cues = member_cues(columns, mix_magnitude, base, self.cue_percentile)
         return adaptive_weights(base, cues[self.cue], self.gamma)
+
+    def predictor_features(self, columns: torch.Tensor, mix_magnitude: torch.Tensor) -> torch.Tensor:
+        """The predictor's raw input ``(2 n_cols,)``: [agreement..., decisiveness...] with
+        every column voting."""
+        cues = member_cues(columns, mix_magnitude, torch.ones(columns.shape[-1]),
+                           self.cue_percentile)
+        return torch.cat([cues["agreement"], cues["decisiveness"]])
+
+    def predict(self, columns: torch.Tensor, mix_magnitude: torch.Tensor):
+        """Predictor mode: ``(p (K,), weights (n_cols,))`` for one mixture."""
+        z = (self.predictor_features(columns, mix_magnitude) - self.feature_mean) / self.feature_scale
+        p = torch.softmax(self.coef @ z + self.intercept, dim=0)
+        return p, p @ self.candidates
 
     def masks(self, mix_spec: torch.Tensor, source_specs: torch.Tensor | None = None) -> torch.Tensor:
         cols, base = self.columns(mix_spec)
