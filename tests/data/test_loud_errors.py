@@ -138,3 +138,14 @@ def test_cli_truncated_stem_is_one_error_line(tmp_path, tiny_demo):
     assert r.returncode == 2, r.stderr[-2000:]
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "different lengths" in lines[0] and str(victim) in lines[0]
+
+
+def test_separate_segment_mode_refuses_a_truncated_reference(tmp_path):
+    from bootsep.bootstrap.segments import find_recordings, plan_segments
+
+    _song(tmp_path, "a")
+    _song(tmp_path, "b", truncate=SR // 2)
+    recs = find_recordings(tmp_path / "train")
+    with pytest.raises(UserError, match=r"recording 'b' .* different lengths: .*vocals.wav has "
+                                        r"8000 samples"):
+        plan_segments(recs, SR, 0.5, 0.25)

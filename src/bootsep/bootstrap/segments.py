@@ -199,15 +199,17 @@ class Segment:
 
 
 def recording_length(rec: Recording, sample_rate: int) -> int:
-    """Length of ``rec`` in samples at ``sample_rate`` (the shortest of its files)."""
-    from ..data.audio import audio_info
+    """Length of ``rec`` in samples at ``sample_rate``.
+
+    The mixture and its references must have the same length (a truncated stem is a
+    :class:`~bootsep.utils.errors.UserError` naming the files, not a crop to the shortest; see
+    :func:`~bootsep.data.audio.check_same_length`)."""
+    from ..data.audio import audio_info, check_same_length
 
     paths = [rec.mixture, *(p for ps in rec.references.values() for p in ps)]
-    lengths = []
-    for p in paths:
-        sr, frames, _ = audio_info(p)
-        lengths.append(int(frames * int(sample_rate) // sr))
-    return min(lengths)
+    infos = {p: audio_info(p) for p in paths}
+    check_same_length(infos, f"recording {rec.name!r} ({rec.mixture.parent})")
+    return min(int(frames * int(sample_rate) // sr) for sr, frames, _ in infos.values())
 
 
 def plan_segments(recordings: Iterable[Recording], sample_rate: int, segment_length: float = 30.0,
