@@ -354,8 +354,82 @@ def score_item(estimates, references, mixture, compute_permutation: bool):
     return metrics, perm
 
 
+#: metric families ``evaluate.metrics`` can name: the scale-aware family per channel, and
+#: museval's BSS-Eval v4 (multichannel, per 1 s frame, the MUSDB18 yardstick)
+METRIC_FAMILIES = ("si_sdr", "bsseval_v4")
+
+
+def _check_metric_families(metrics) -> tuple[str, ...]:
+    """``evaluate.metrics`` as a tuple of known families, or a UserError naming the fix."""
+    names = (metrics,) if isinstance(metrics, str) else tuple(metrics or ())
+    bad = [m for m in names if m not in METRIC_FAMILIES]
+    if bad or not names:
+        raise UserError(f"evaluate.metrics = {list(names)!r}: choose one or more of "
+                        f"{list(METRIC_FAMILIES)} ('si_sdr': SI-SDR, SI-SIR, ... per channel; "
+                        "'bsseval_v4': museval's SDR, ISR, SIR, SAR), e.g. "
+                        "evaluate.metrics = ['si_sdr', 'bsseval_v4']")
+    return tuple(dict.fromkeys(names))
+
+
+def museval_json_path(results: Path, name: str) -> Path:
+    """Where ``evaluate`` writes an item's museval JSON: ``results/museval/test/<item>.json``
+    (museval's own layout, so ``museval.EvalStore().add_eval_dir(results / 'museval')`` reads
+    the folder)."""
+    return results / "museval" / "test" / f"{name}.json"
+
+
+def _item_done(results: Path, name: str, families) -> bool:
+    """An item is finished when its result JSON (and, with BSS-Eval v4, its museval JSON)
+    exists."""
+    if not (results / f"{name}.json").is_file():
+        return False
+    return "bsseval_v4" not in families or museval_json_path(results, name).is_file()
+
+
+def score_bsseval_v4(run: Path, name: str, labels, estimates, references, sample_rate: int,
+                     window: float = 1.0, hop: float = 1.0, device: str = "cpu"):
+    """BSS-Eval v4 of one item; writes its museval JSON and returns
+    ``({label: {metric: [median over frames], 'v4-frames': [n], 'v4-frames-excluded': [k]}},
+    metadata)``. ``estimates``/``references``: ``(n_src, channels, samples)`` in label order;
+    ``window``/``hop`` in seconds (museval: ``int(seconds * rate)`` samples)."""
+    import json
+    import math
+
+    from ..metrics.bsseval_v4 import (
+        BSSEVAL_V4_METRICS,
+        bss_eval_v4_targets,
+        frame_medians,
+        museval_track_json,
+    )
+    from ..utils.io import atomic_write_text
+
+    frames = bss_eval_v4_targets(np.asarray(estimates), np.asarray(references), labels,
+                                 int(window * sample_rate), int(hop * sample_rate),
+                                 device=resolve_device(device))
+    medians, excluded = frame_medians(frames)
+    path = museval_json_path(run / "results", name)
+    atomic_write_text(path, json.dumps(museval_track_json(frames, labels, window, hop), indent=2,
+                                       allow_nan=True) + "\n")
+    n_frames = int(frames["SDR"].shape[-1])
+    left_out = ~torch.stack([torch.isfinite(frames[m]) for m in BSSEVAL_V4_METRICS]).all(0)
+    sources, undefined = {}, {}
+    for i, label in enumerate(labels):
+        sources[label] = {m: [None if not math.isfinite(medians[m][i]) else float(medians[m][i])]
+                          for m in BSSEVAL_V4_METRICS}
+        sources[label]["v4-frames"] = [n_frames]
+        sources[label]["v4-frames-excluded"] = [int(left_out[i].sum())]
+        undefined[label] = int(torch.isnan(frames["SDR"][i]).sum())
+    meta = {"window_seconds": window, "hop_seconds": hop, "frames": n_frames,
+            "undefined_frames": undefined,
+            "excluded_frames": {label: {m: int(excluded[m][i]) for m in BSSEVAL_V4_METRICS}
+                                for i, label in enumerate(labels)},
+            "museval_json": str(path.relative_to(run))}
+    return sources, meta
+
+
 def _finish_item(run: Path, name: str, labels, estimates, references, mixture, compute_perm,
-                 meta: dict, save_audio: bool, sample_rate: int) -> str:
+                 meta: dict, save_audio: bool, sample_rate: int, families=("si_sdr",),
+                 bsseval: dict | None = None) -> str:
     from ..report.aggregate import result_value  # NaN -> null (undefined), -inf kept
 
     metrics, perm = score_item(estimates, references, mixture, compute_perm)
@@ -371,6 +445,15 @@ def _finish_item(run: Path, name: str, labels, estimates, references, mixture, c
     for i, label in enumerate(labels):
         sources[label] = {k: [result_value(x) for x in v[:, i].tolist()]
                           for k, v in metrics.items()}
+    if "si_sdr" not in families:  # scored above only for the permutation
+        sources = {label: {} for label in labels}
+    if "bsseval_v4" in families:  # estimates in the order saved (channel 0's permutation)
+        chosen = np.asarray(estimates)[perm[0].numpy()] if compute_perm else estimates
+        v4, v4_meta = score_bsseval_v4(run, name, labels, chosen, references, sample_rate,
+                                       **(bsseval or {}))
+        for label in labels:
+            sources[label].update(v4[label])
+        meta = dict(meta, bsseval_v4=v4_meta)
     meta = dict(meta, estimate_paths=est_paths)
     record = {"item": name, "sources": sources, "permutation": perm.tolist(), "metadata": meta}
     atomic_write_json(run / "results" / f"{name}.json", record)
@@ -412,8 +495,17 @@ def _archive_stale_evaluation(run: Path, fp: str, epoch=None) -> None:
 @gin.configurable
 def evaluate(separator=gin.REQUIRED, dataset=None, output_folder: str | None = None,
              num_workers: int = 2, compute_permutation: bool | None = None, save_audio: bool = True,
+             metrics=("si_sdr",), bsseval_window: float = 1.0, bsseval_hop: float = 1.0,
+             metrics_device: str = "cpu",
              max_items: int | None = None, shard=None, progress: bool = True):
     """Separate every test item, score it, write ``results/<item>.json`` (skips existing ones).
+
+    ``metrics`` names the metric families: ``'si_sdr'`` (default; SI-SDR, SI-SIR, SI-SAR, SD-SDR,
+    SNR, SRR and improvements, per channel) and/or ``'bsseval_v4'`` (museval's BSS-Eval v4 SDR,
+    ISR, SIR, SAR over ``bsseval_window``-second frames hopped by ``bsseval_hop`` seconds, on
+    ``metrics_device``): each item's museval JSON goes to ``results/museval/test/<item>.json``
+    and its per-source medians over frames into ``results/<item>.json``
+    (:func:`score_bsseval_v4`).
 
     ``shard`` (``'I/N'`` or ``(I, N)``; the CLI's ``--shard`` or the environment's, see
     :mod:`bootsep.utils.shards`) evaluates only the items whose rank among the sorted item
@@ -435,6 +527,9 @@ def evaluate(separator=gin.REQUIRED, dataset=None, output_folder: str | None = N
     from ..separation.base import describe, fingerprint
     from . import contract
 
+    families = _check_metric_families(metrics)
+    bsseval = {"window": float(bsseval_window), "hop": float(bsseval_hop),
+               "device": metrics_device}
     run = run_dir(output_folder)
     if callable(separator) and not hasattr(separator, "separate"):
         separator = separator()
@@ -462,7 +557,7 @@ def evaluate(separator=gin.REQUIRED, dataset=None, output_folder: str | None = N
         atomic_write_json(run / "evaluation.json", info)
     todo = shard_of(names if names is not None else [f"{i:09d}" for i in range(len(ds))], shard)
     if names is not None:
-        todo = [i for i in todo if not (results / f"{names[i]}.json").is_file()]
+        todo = [i for i in todo if not _item_done(results, names[i], families)]
     if max_items is not None:
         todo = todo[:max_items]
     if not todo:
@@ -475,7 +570,7 @@ def evaluate(separator=gin.REQUIRED, dataset=None, output_folder: str | None = N
     try:
         for item in tqdm(loader, total=len(todo), desc="evaluate", disable=not progress):
             name = safe_name(item["name"])
-            if (results / f"{name}.json").is_file():
+            if _item_done(results, name, families):
                 continue
             mix = item["mix"]
             refs = item["sources"]
@@ -489,7 +584,7 @@ def evaluate(separator=gin.REQUIRED, dataset=None, output_folder: str | None = N
                 meta.update(item["paths"])
             futures.append(pool.submit(_finish_item, run, name, ref_labels, est.numpy(),
                                        refs.numpy(), mix.numpy(), compute_perm, meta, save_audio,
-                                       separator.sample_rate))
+                                       separator.sample_rate, families, bsseval))
         for f in futures:
             f.result()
     finally:

@@ -43,6 +43,14 @@ METRICS: tuple[str, ...] = (
     "SI-SDRi", "SD-SDRi", "SNRi", "MIX-SI-SDR", "MIX-SD-SDR", "MIX-SNR",
 )
 
+#: BSS-Eval v4 rows (``evaluate.metrics`` with ``'bsseval_v4'``): per item, museval's SDR, ISR,
+#: SIR, SAR as the median over its frames; they follow :data:`METRICS` on the card.
+BSSEVAL_METRICS: tuple[str, ...] = ("SDR", "ISR", "SIR", "SAR")
+
+#: Per-(item, source) counts in a result file, read like metrics but not metrics: the BSS-Eval v4
+#: frames of the item and how many were left out of its medians (undefined or infinite).
+COUNT_COLUMNS: tuple[str, ...] = ("v4-frames", "v4-frames-excluded")
+
 #: Top-level keys of a result file that are not sources (flat layout).
 NON_SOURCE_KEYS = frozenset({"item", "sources", "combination", "permutation", "metadata"})
 
@@ -137,8 +145,8 @@ def load_results(results_dir: str | os.PathLike,
         raise UserError(f"no results: none of the {len(files)} *.json files in {results_dir} "
                         "could be read (see the warnings); run `evaluate` again")
 
-    known = [m for m in METRICS if m in metric_names]
-    extra = sorted(metric_names.difference(METRICS))
+    known = [m for m in (*METRICS, *BSSEVAL_METRICS) if m in metric_names]
+    extra = sorted(metric_names.difference(known))
     df = pd.DataFrame(rows)
     for name in known + extra:
         df[name] = pd.to_numeric(df[name], errors="coerce").astype("float64")

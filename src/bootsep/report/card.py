@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from .aggregate import METRICS
+from .aggregate import BSSEVAL_METRICS, COUNT_COLUMNS, METRICS
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -19,9 +19,9 @@ def metric_columns(df: pd.DataFrame) -> list[str]:
     other numeric column except ``item``/``source`` (in ``df`` order)."""
     from pandas.api.types import is_numeric_dtype
 
-    known = [m for m in METRICS if m in df.columns]
-    extra = [c for c in df.columns
-             if c not in known and c not in ID_COLUMNS and is_numeric_dtype(df[c])]
+    known = [m for m in (*METRICS, *BSSEVAL_METRICS) if m in df.columns]
+    extra = [c for c in df.columns if c not in known and c not in ID_COLUMNS
+             and c not in COUNT_COLUMNS and is_numeric_dtype(df[c])]
     return known + extra
 
 
@@ -75,6 +75,25 @@ def fmt(x: float) -> str:
     return "0.00" if s == "-0.00" else s
 
 
+def bsseval_lines(df: pd.DataFrame) -> list[str]:
+    """The card's note on the BSS-Eval v4 rows (empty without them): how they aggregate (SiSEC:
+    median over an item's frames, then the mean and the median over items) and how many frames
+    were left out of the per-item medians (``v4-frames-excluded`` of ``v4-frames``), overall and
+    per source."""
+    if "SDR" not in df.columns or not set(COUNT_COLUMNS) <= set(df.columns):
+        return []
+    frames, left = COUNT_COLUMNS
+    window = {m.get("bsseval_v4", {}).get("window_seconds")
+              for m in df.attrs.get("metadata", {}).values() if isinstance(m, dict)} - {None}
+    size = f"{window.pop():g} s " if len(window) == 1 else ""
+    per = ", ".join(f"{s.upper()} {int(sub[left].sum())} of {int(sub[frames].sum())}"
+                    for s in sources_of(df) for sub in [df[df["source"].astype(str) == s]])
+    return ["BSS-EVAL V4 (museval): SDR, ISR, SIR, SAR are each item's median over its "
+            f"{size}frames; the tables give their mean and median (SiSEC) over items",
+            f"  frames left out of those medians: {int(df[left].sum())} of {int(df[frames].sum())} "
+            f"({per}): silent reference or estimate (undefined: NaN in museval) or infinite", ""]
+
+
 def report_card(df: pd.DataFrame, notes: str | None = None, title: str | None = None) -> str:
     """Render the two-table report card as plain text.
 
@@ -117,6 +136,7 @@ def report_card(df: pd.DataFrame, notes: str | None = None, title: str | None = 
         parts += [heading, tabulate(rows, headers=headers, tablefmt="grid", disable_numparse=True,
                                     colalign=("left",) + ("right",) * len(columns)), ""]
     parts += undefined_lines(df, metrics)
+    parts += bsseval_lines(df)
     if notes:
         parts += ["NOTES", str(notes).rstrip(), ""]
     return "\n".join(parts).rstrip() + "\n"

@@ -18,7 +18,7 @@ from ..utils.io import atomic_path
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-DEFAULT_PLOT_METRICS = ("SI-SDR", "SI-SDRi")
+DEFAULT_PLOT_METRICS = ("SI-SDR", "SI-SDRi", "SDR")  # those present (SDR: BSS-Eval v4)
 
 
 def _figure(width: float, height: float):
@@ -44,7 +44,7 @@ def plot_metrics(df: pd.DataFrame, path: str | os.PathLike,
     Args:
         df: one row per (item, source) with a ``source`` column and one column per metric (dB).
         path: output PNG path (written atomically; parent folders are created).
-        metrics: metrics to plot, one panel each (default SI-SDR and SI-SDRi); those missing
+        metrics: metrics to plot, one panel each (default SI-SDR, SI-SDRi and SDR); those missing
             from ``df`` are skipped. NaN and infinite values are left out of the plot.
 
     Returns:
