@@ -147,6 +147,14 @@ def test_instantiate_twice_then_run_sh_queues_each_run_once(tmp_path):
     names = sorted(p.name for p in out.iterdir() if p.is_dir())
     assert len(names) == 4
     (out / names[3] / "report_card.txt").write_text("done\n")  # a finished run
+    removed = out / "run9:removed"  # a run folder deleted after instantiate: nothing queued
+    removed.mkdir()
+    (removed / "config.gin").write_text("")
+    gin.clear_config()
+    assert main(["instantiate", "-c", str(_cfg(tmp_path, BASE)), "-o", str(out)]) == 0
+    (removed / "config.gin").unlink()
+    removed.rmdir()
+    names.append("run5")
     env = dict(os.environ, TS_SOCKET=str(tmp_path / "ts.sock"), TS_SAVELIST=str(tmp_path / "tsl"),
                TMPDIR=str(tmp_path), BOOTSEP_PYTHON="/bin/echo")
     tsp = ["tsp"]
@@ -159,8 +167,9 @@ def test_instantiate_twice_then_run_sh_queues_each_run_once(tmp_path):
             assert r.returncode == 0, r.stderr
         table = subprocess.run(tsp, env=env, capture_output=True, text=True).stdout
         queued = [ln for ln in table.splitlines() if " queued " in ln]
-        for name in names[:3]:
+        for name in names[:3] + names[4:]:
             assert sum(f"[{name}]" in ln for ln in queued) == 1, table
+        assert "[run9:removed]" not in table and "removed?" in r.stderr
         assert not any(f"[{names[3]}]" in ln for ln in queued), table
         assert "already queued" in r.stdout and f"finished {names[3]}" in r.stdout
     finally:

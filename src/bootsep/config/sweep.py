@@ -161,11 +161,13 @@ def run_command_line(run: Path, gpus: int) -> str:
     return f"\"$PY\" ./allocate.py $ALLOCATE_FLAGS {gpus} {main} all -c {cfg}"
 
 
-_QUEUE_FN = r"""# queue RUN_FOLDER CMD...: skip a finished run (report_card.txt) and one whose tsp job is still
-# queued or running (its id is in RUN_FOLDER/.tsp_job); otherwise queue CMD labelled with the run.
+_QUEUE_FN = r"""# queue RUN_FOLDER CMD...: skip a removed run folder, a finished run (report_card.txt) and one
+# whose tsp job is still queued or running (its id is in RUN_FOLDER/.tsp_job); otherwise queue
+# CMD labelled with the run.
 queue() {
   run=$1; shift
   name=$(basename "$run")
+  if [ ! -f "$run/config.gin" ]; then echo "no $run/config.gin (removed?); skipped" >&2; return 0; fi
   if [ -f "$run/report_card.txt" ]; then echo "finished $name (skipped)"; return 0; fi
   if [ -f "$run/.tsp_job" ]; then
     state=$($TSP -s "$(cat "$run/.tsp_job")" 2>/dev/null)
