@@ -101,6 +101,13 @@ def _parseval_weights(n_fft: int, n_bins: int, dtype, device) -> torch.Tensor:
     return w
 
 
+def _padded_slice(x: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
+    """``x[..., lo:hi]`` with zeros where the range leaves ``[0, samples)``."""
+    n = x.shape[-1]
+    seg = x[..., max(lo, 0):min(hi, n)]
+    return torch.nn.functional.pad(seg, (max(0, -lo), max(0, hi - max(lo, n))))
+
+
 def _correlations(ref: torch.Tensor, est: torch.Tensor, lags: int,
                   chunk_bytes: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Whole-track correlations ``r[p, q, m] = sum_n x_p[n] y_q[n + m - (lags - 1)]``.
@@ -123,16 +130,15 @@ def _correlations(ref: torch.Tensor, est: torch.Tensor, lags: int,
     n_blocks = -(-n // block)
     per_block = batch * 3 * k * n_bins * 16 * 3  # spectra + products, complex128
     blocks_per_chunk = max(1, int(chunk_bytes // max(per_block, 1)))
-    pad = torch.nn.functional.pad
-    ref_ext = pad(ref, (lags - 1, n_blocks * block - n + lags - 1))
-    est_ext = pad(est, (lags - 1, n_blocks * block - n + lags - 1))
     acc_rr = torch.zeros(batch, n_bins, k, k, dtype=torch.complex128, device=ref.device)
     acc_re = torch.zeros_like(acc_rr)
     for first in range(0, n_blocks, blocks_per_chunk):
         last = min(n_blocks, first + blocks_per_chunk)
-        # (batch, K, blocks, block + span) windows of the extended signals
-        win_r = ref_ext[..., first * block:last * block + span].unfold(-1, block + span, block)
-        win_e = est_ext[..., first * block:last * block + span].unfold(-1, block + span, block)
+        # (batch, K, blocks, block + span) windows of the signals extended by L-1 samples on
+        # each side (zeros beyond the track; only this chunk is copied)
+        lo, hi = first * block - (lags - 1), last * block + lags - 1
+        win_r = _padded_slice(ref, lo, hi).unfold(-1, block + span, block)
+        win_e = _padded_slice(est, lo, hi).unfold(-1, block + span, block)
         x = torch.fft.rfft(win_r[..., lags - 1:lags - 1 + block], n=n_fft)  # block only
         # sum over blocks of conj(X_p) Y_q, per frequency: (B, F, K, nb) @ (B, F, nb, K);
         # contiguous operands keep the many small matrix products fast
@@ -257,9 +263,13 @@ def _frame_scores(ref: torch.Tensor, est: torch.Tensor, length: int, hop: int,
     isr_den = energy(proj_own - r_f)
     del r_f
     sar_den = energy(spectra(e_w) - proj)
-    return {"SDR": _db(s_true, sdr_den), "ISR": _db(s_true, isr_den),
-            "SIR": _db(energy(proj_own), energy(proj - proj_own)),
-            "SAR": _db(energy(proj), sar_den)}
+    scores = {"SDR": _db(s_true, sdr_den), "ISR": _db(s_true, isr_den),
+              "SIR": _db(energy(proj_own), energy(proj - proj_own)),
+              "SAR": _db(energy(proj), sar_den)}
+    starts = list(range(0, frames * hop, hop))
+    undefined = (_silent_frames(ref, starts, length) | _silent_frames(est, starts, length))
+    nan = torch.tensor(math.nan, dtype=torch.float64, device=ref.device)
+    return {m: torch.where(undefined.unsqueeze(1), nan, v) for m, v in scores.items()}
 
 
 def bss_eval_v4(estimates, references, window: int | None = 44100, hop: int | None = None,
@@ -321,7 +331,6 @@ def bss_eval_v4(estimates, references, window: int | None = 44100, hop: int | No
         both[:, rows, :, cols] = own[:, j]
     filt_f = torch.fft.rfft(both.permute(0, 1, 3, 2), n=n_fft).permute(0, 3, 1, 2).contiguous()
     del both
-    undefined = _silent_frames(ref, starts, length) | _silent_frames(est, starts, length)
     per_frame = batch * n_bins * 16 * 8 * k + batch * length * 8 * 4 * k
     frames_per_chunk = max(1, int(chunk_bytes // per_frame))
     hop_frames = starts[1] - starts[0] if len(starts) > 1 else length
@@ -333,9 +342,7 @@ def bss_eval_v4(estimates, references, window: int | None = 44100, hop: int | No
                                weights, n_fft)
         for name, value in scores.items():
             out[name].append(value)
-    nan = torch.tensor(math.nan, dtype=torch.float64, device=ref.device)
-    mask = undefined.unsqueeze(1)  # (B, 1, T)
-    return {m: torch.where(mask, nan, torch.cat(v, dim=-1)) for m, v in out.items()}
+    return {m: torch.cat(v, dim=-1) for m, v in out.items()}
 
 
 def frame_medians(frames: dict[str, torch.Tensor]) -> tuple[dict[str, np.ndarray],
