@@ -47,6 +47,8 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     epilog = "commands:\n" + "\n".join(f"  {k:<12} {v}" for k, v in COMMANDS.items())
+    epilog += ("\n\nmain.py COMMAND --help: what COMMAND does, its options and the gin parameters "
+               "it reads, with defaults")
     p = _Parser(prog="main.py", description="bootsep: gin-configured deep source separation",
                 epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("command", metavar="COMMAND", help="one of: " + ", ".join(COMMANDS))
