@@ -114,12 +114,17 @@ def main(argv=None) -> int:
         if args.extra_config:
             script_env["BOOTSEP_DEMO_EXTRA_CONFIG"] = args.extra_config
         subprocess.run(["sh", f"{D}/paper_demo.sh"], cwd=ROOT, env=script_env, check=True)
-    for name in ("ensemble", "bootstrapped", "supervised"):
-        times[name] = run_seconds(demo / name)
+    # the demo's runs (`bootstrap` stage folders): the teacher's evaluation, the student, the
+    # organize output both students train on, and the supervised reference
+    demo_runs = {"ensemble": demo / "teacher", "bootstrapped": demo / "student",
+                 "supervised": demo / "supervised"}
+    organized = demo / "organize" / "data"
+    for name, run in demo_runs.items():
+        times[name] = run_seconds(run)
 
     print("== RemixIT from the primitive teacher", flush=True)
-    times["remixit"] = main_py(["all", "-c", *DATA, *REMIXIT, *extra, "-o", str(out / "remixit")],
-                               env)
+    times["remixit"] = main_py(["all", "-c", *DATA, *REMIXIT, *extra, "-o", str(out / "remixit"),
+                                "-b", f"BootstrappedDataset.folder = '{organized}'"], env)
 
     print("== MixIT", flush=True)
     mixit = out / "mixit"
@@ -135,9 +140,9 @@ def main(argv=None) -> int:
 
     from bootsep.report.compare import compare
 
-    systems = {"ensemble": demo / "ensemble", "bootstrapped": demo / "bootstrapped",
+    systems = {"ensemble": demo_runs["ensemble"], "bootstrapped": demo_runs["bootstrapped"],
                "remixit": out / "remixit", "mixit_oracle": out / "mixit_oracle",
-               "mixit": mixit, "supervised": demo / "supervised"}
+               "mixit": mixit, "supervised": demo_runs["supervised"]}
     result = compare(systems, out, title="Unsupervised methods on the demo test songs "
                      "(mixit: grouping chosen on validation excerpts; mixit_oracle: per-song "
                      "oracle grouping, an upper bound)")

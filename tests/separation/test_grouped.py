@@ -37,6 +37,13 @@ def test_choose_grouping_takes_the_best_mean_over_items():
     assert choose_grouping(items, ["x", "y"]) == {"x": [0, 1], "y": [2, 3]}
     with pytest.raises(UserError):
         choose_grouping([], ["x", "y"])
+    # a model that put everything into output 0: the oracle may leave a source empty, a fixed
+    # grouping still gives each source an output
+    parts = _parts(5)
+    est = torch.stack([parts.sum(0), 0 * parts[0], 0 * parts[0], 0 * parts[0]])
+    refs = torch.stack([parts[0] + parts[1], parts[2] + parts[3]])
+    chosen = choose_grouping([(est, refs)], ["x", "y"])
+    assert all(chosen.values())
 
 
 class _Four(Separator):

@@ -117,15 +117,18 @@ def assignment_to_groups(assignment: Sequence[int], labels: Sequence[str]) -> di
 
 def oracle_grouping(estimates: torch.Tensor, references: torch.Tensor,
                     labels: Sequence[str]) -> dict[str, list[int]]:
-    """ORACLE: the grouping with the best mean SI-SDR against this item's own references."""
+    """ORACLE: the grouping with the best mean SI-SDR against this item's own references
+    (among those that give every source an output)."""
     scores, assignments = grouping_scores(estimates, references)
-    return assignment_to_groups(assignments[int(scores.argmax())].tolist(), labels)
+    best = _best_covering(scores, assignments, len(labels))
+    return assignment_to_groups(assignments[best].tolist(), labels)
 
 
 def choose_grouping(items: Sequence[tuple[torch.Tensor, torch.Tensor]],
                     labels: Sequence[str]) -> dict[str, list[int]]:
     """One fixed grouping for a model: the best mean SI-SDR over labelled ``items``
-    ``[(estimates, references), ...]`` (e.g. a few validation songs), ties to the first."""
+    ``[(estimates, references), ...]`` (e.g. a few validation songs) among the groupings that
+    give every source at least one output; ties to the first."""
     if not items:
         raise UserError("choose_grouping needs at least one labelled item")
     total = None
@@ -133,7 +136,17 @@ def choose_grouping(items: Sequence[tuple[torch.Tensor, torch.Tensor]],
     for est, ref in items:
         scores, assignments = grouping_scores(est, ref)
         total = scores if total is None else total + scores
-    return assignment_to_groups(assignments[int(total.argmax())].tolist(), labels)
+    return assignment_to_groups(assignments[_best_covering(total, assignments, len(labels))]
+                                .tolist(), labels)
+
+
+def _best_covering(scores: torch.Tensor, assignments: torch.Tensor, n_src: int) -> int:
+    """Index of the best score among the assignments that give every source at least one
+    output (all of them when there are fewer outputs than sources)."""
+    covers = torch.stack([(assignments == k).any(dim=1) for k in range(n_src)]).all(dim=0)
+    if covers.any():
+        scores = torch.where(covers, scores, torch.full_like(scores, -torch.inf))
+    return int(scores.argmax())
 
 
 __all__ = ["GroupedSeparator", "assignment_to_groups", "choose_grouping", "grouping_scores",
