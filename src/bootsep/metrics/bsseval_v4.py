@@ -51,6 +51,16 @@ import torch
 
 from .bsseval import _to_float64
 
+
+def _as_float(x, name: str) -> torch.Tensor:
+    """A real tensor without copying float32/float64 input (chunks are cast to float64 when
+    used, so a long float32 track is never copied whole); other dtypes become float64."""
+    if isinstance(x, np.ndarray) and x.dtype in (np.float32, np.float64):
+        x = torch.from_numpy(x)
+    if isinstance(x, torch.Tensor) and x.dtype in (torch.float32, torch.float64):
+        return x.detach()
+    return _to_float64(x, name)
+
 #: per-frame metrics, in museval's return order
 BSSEVAL_V4_METRICS = ("SDR", "ISR", "SIR", "SAR")
 #: distortion filter length in taps (museval's default)
@@ -113,7 +123,8 @@ def _correlations(ref: torch.Tensor, est: torch.Tensor, lags: int,
     """Whole-track correlations ``r[p, q, m] = sum_n x_p[n] y_q[n + m - (lags - 1)]``.
 
     Args:
-        ref, est: ``(batch, K, samples)`` float64 (K = sources x channels).
+        ref, est: ``(batch, K, samples)`` float32 or float64, cast to float64 chunk by chunk
+            (K = sources x channels).
         lags: ``L``; lags ``-(L-1) .. L-1`` are returned (index ``m = d + L - 1``).
     Returns:
         ``(ref x ref, ref x est)`` correlations, each ``(batch, K, K, 2L - 1)``.
@@ -137,8 +148,8 @@ def _correlations(ref: torch.Tensor, est: torch.Tensor, lags: int,
         # (batch, K, blocks, block + span) windows of the signals extended by L-1 samples on
         # each side (zeros beyond the track; only this chunk is copied)
         lo, hi = first * block - (lags - 1), last * block + lags - 1
-        win_r = _padded_slice(ref, lo, hi).unfold(-1, block + span, block)
-        win_e = _padded_slice(est, lo, hi).unfold(-1, block + span, block)
+        win_r = _padded_slice(ref, lo, hi).double().unfold(-1, block + span, block)
+        win_e = _padded_slice(est, lo, hi).double().unfold(-1, block + span, block)
         x = torch.fft.rfft(win_r[..., lags - 1:lags - 1 + block], n=n_fft)  # block only
         # sum over blocks of conj(X_p) Y_q, per frequency: (B, F, K, nb) @ (B, F, nb, K);
         # contiguous operands keep the many small matrix products fast
@@ -177,7 +188,7 @@ def _filters(ref: torch.Tensor, est: torch.Tensor, lags: int, chunk_bytes: int
     """The track's distortion filters.
 
     Args:
-        ref, est: ``(batch, n_src, channels, samples)`` float64.
+        ref, est: ``(batch, n_src, channels, samples)`` float32 or float64.
     Returns:
         ``(C, Cj)``: ``C`` ``(batch, n_src_in, ch_in, L, n_src_est, ch_out)`` projects each
         estimate on all references; ``Cj`` ``(batch, n_src, ch_in, L, ch_out)`` projects
@@ -305,8 +316,8 @@ def bss_eval_v4(estimates, references, window: int | None = 44100, hop: int | No
         >>> m["SDR"].shape, bool((m["SDR"] > 15).all())
         (torch.Size([1, 2, 2]), True)
     """
-    est = _to_float64(estimates, "estimates")
-    ref = _to_float64(references, "references").to(est.device)
+    est = _as_float(estimates, "estimates")
+    ref = _as_float(references, "references").to(est.device)
     if est.dim() != 4 or est.shape != ref.shape:
         raise ValueError("estimates and references must both be (batch, n_src, channels, "
                          f"samples); got estimates {tuple(est.shape)} and references "
@@ -338,8 +349,8 @@ def bss_eval_v4(estimates, references, window: int | None = 44100, hop: int | No
     for first in range(0, len(starts), frames_per_chunk):
         chunk = starts[first:first + frames_per_chunk]
         lo, hi = chunk[0], chunk[-1] + length
-        scores = _frame_scores(ref[..., lo:hi], est[..., lo:hi], length, hop_frames, filt_f,
-                               weights, n_fft)
+        scores = _frame_scores(ref[..., lo:hi].double(), est[..., lo:hi].double(), length,
+                               hop_frames, filt_f, weights, n_fft)
         for name, value in scores.items():
             out[name].append(value)
     return {m: torch.cat(v, dim=-1) for m, v in out.items()}
@@ -452,8 +463,8 @@ def bss_eval_v4_targets(estimates, references, labels, window: int | None, hop: 
     Returns:
         ``{metric: (n_src, frames) float64}`` on the CPU.
     """
-    est = _to_float64(estimates, "estimates")
-    ref = _to_float64(references, "references")
+    est = _as_float(estimates, "estimates")
+    ref = _as_float(references, "references")
     if device is not None:
         est, ref = est.to(device), ref.to(device)
     if est.dim() != 3 or est.shape != ref.shape or est.shape[0] != len(labels):
