@@ -142,8 +142,12 @@ def _check_labelled(flag: str, folder: str | None, sources) -> str | None:
     recs = find_recordings(p, sources=sources)
     bare = [r.name for r in recs if not r.references]
     if bare:
+        splits = [d.name for d in sorted(p.iterdir()) if d.name in ("train", "valid", "test")]
+        want = "test" if flag == "--test" else "valid"
+        hint = f" (a dataset root? pass {p / (want if want in splits else splits[0])})" \
+            if splits else ""
         raise UserError(f"{flag} {folder}: {len(bare)} of {len(recs)} songs have no reference "
-                        f"stems (e.g. {bare[0]!r}); the layout is DIR/<song>/mixture.wav + "
+                        f"stems (e.g. {bare[0]!r}){hint}; the layout is DIR/<song>/mixture.wav + "
                         f"{', '.join(f'{s}.wav' for s in sources)} (MUSDB18-HQ) or "
                         f"DIR/<stem>/<song>.wav")
     return str(p.resolve())
