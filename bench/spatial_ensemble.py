@@ -34,7 +34,7 @@ sys.path.insert(0, str(HERE))
 SR = 16000
 
 
-def systems(spatial_weight: int, clusters: int):
+def systems(spatial_weight: int, clusters: int, use_ipd: bool = True):
     from bootsep.dsp import STFT
     from bootsep.primitives import (
         FT2D,
@@ -50,8 +50,8 @@ def systems(spatial_weight: int, clusters: int):
     members = [FT2D(use_bg_2dft=True, **c), FT2D(use_bg_2dft=False, **c), Repet(**c),
                PitchContinuity(**c), HPSS(kernel_size=31, **c)]
     returns, weights = [[1], [1], [1], [1], [0]], [1, 1, 2, 3, 1]
-    spatial = SpatialClustering(num_sources=clusters, order="center", **c)
-    alone = SpatialClustering(num_sources=2, order="center", **c)
+    spatial = SpatialClustering(num_sources=clusters, order="center", use_ipd=use_ipd, **c)
+    alone = SpatialClustering(num_sources=2, order="center", use_ipd=use_ipd, **c)
     return {
         "ensemble": EnsembleClustering(members, returns, weights, beta=2.5, **c),
         "ensemble+spatial": EnsembleClustering(members + [spatial], returns + [[clusters - 1]],
@@ -67,6 +67,8 @@ def main() -> int:
     ap.add_argument("--spatial-weight", type=int, default=2)
     ap.add_argument("--clusters", type=int, default=3,
                     help="spatial clusters in the ensemble member (its most central one is used)")
+    ap.add_argument("--ild-only", action="store_true",
+                    help="level differences only (the stems are amplitude-panned)")
     args = ap.parse_args()
 
     from bootsep.data.folder import StemFolderDataset
@@ -74,7 +76,7 @@ def main() -> int:
 
     ds = StemFolderDataset(args.root, args.split, sources=("accompaniment", "vocals"),
                            sample_rate=SR, mono=False)
-    seps = systems(args.spatial_weight, args.clusters)
+    seps = systems(args.spatial_weight, args.clusters, not args.ild_only)
     scores = {k: {"vocals": [], "accompaniment": [], "vocals_i": [], "accompaniment_i": []}
               for k in seps}
     for i in range(len(ds)):
@@ -99,6 +101,7 @@ def main() -> int:
               f"{o['accompaniment_si_sdr']:10.2f} | {o['accompaniment_si_sdri']:11.2f}")
     out["tracks"] = len(ds)
     out["settings"] = {"spatial_weight": args.spatial_weight, "clusters": args.clusters,
+                       "ild_only": args.ild_only,
                        "root": args.root, "split": args.split}
     print(json.dumps(out))
     return 0

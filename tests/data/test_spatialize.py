@@ -92,3 +92,12 @@ def test_bad_room_config_is_one_clear_error(wham_root, tmp_path, bad, match):
     kw = {**SMALL, **bad}
     with pytest.raises(UserError, match=match):
         spatialize_wham(wham_root, tmp_path / "x", **kw)
+
+
+def test_wham_sources_rename_on_a_spatialized_folder(wham_root, tmp_path):
+    out = spatialize_wham(wham_root, tmp_path / "s", seed=1, max_utterances=1, **SMALL)
+    ds = WHAMDataset(out, split="tt", channel=0, sources=["source0", "source1"])
+    assert ds.sources == ("source0", "source1")
+    assert set(ds[0]["paths"]["reference_paths"]) == {"source0", "source1"}
+    with pytest.raises(UserError, match="distinct names"):
+        WHAMDataset(out, split="tt", sources=["a"])

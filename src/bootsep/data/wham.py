@@ -161,6 +161,9 @@ class WHAMDataset(TrackDataset):
             channels, an int ``c`` reads channel ``c`` alone (a single microphone), ``'all'``
             reads every channel (``channels`` = the mixture files' count, for a spatial
             separator).
+        sources: names given to the task's sources, in order (default None = the task's:
+            ``s1, s2`` or ``speech, noise``), e.g. ``['source0', 'source1']`` to validate a model
+            trained on a bootstrapped folder with those labels.
 
     Items (mono, ``channels == 1``, unless ``channel = 'all'``)::
 
@@ -179,7 +182,7 @@ class WHAMDataset(TrackDataset):
                  seed: int = 0, remix: Remixer | None = None, cache=None,
                  min_seconds: float | None = None, check_lengths: bool = True,
                  silence_db: float = -60.0, max_retries: int = 5,
-                 channel: int | str | None = None):
+                 channel: int | str | None = None, sources=None):
         from bootsep.data.cache import AudioCache
 
         task = TASK_ALIASES.get(task, task)
@@ -217,10 +220,20 @@ class WHAMDataset(TrackDataset):
                                 f"{self.split_dir / self.mix_folder} holds {have}-channel files")
             n_ch = have if channel == "all" else 1
         self._setup(names=names, lengths=lengths, channels=[n_ch] * len(names),
-                    sources=[label for label, _ in pairs], sample_rate=sample_rate,
+                    sources=self._source_names(pairs, sources), sample_rate=sample_rate,
                     excerpt_seconds=excerpt_seconds, num_items=num_items, seed=seed,
                     remix=remix, silence_db=silence_db, max_retries=max_retries,
                     min_seconds=min_seconds, where=str(self.split_dir))
+
+    @staticmethod
+    def _source_names(pairs, sources) -> list[str]:
+        if sources is None:
+            return [label for label, _ in pairs]
+        names = [str(x) for x in ([sources] if isinstance(sources, str) else sources)]
+        if len(names) != len(pairs) or len(set(names)) != len(names):
+            raise UserError(f"WHAMDataset.sources = {sources!r}: give {len(pairs)} distinct names "
+                            f"(the task's sources are {[label for label, _ in pairs]})")
+        return names
 
     def __repr__(self) -> str:
         return (f"WHAMDataset(root={str(self.root)!r}, split={self.split!r}, task={self.task!r}, "
