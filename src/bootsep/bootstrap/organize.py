@@ -46,6 +46,7 @@ from pathlib import Path
 
 from ..utils.errors import UserError
 from ..utils.io import atomic_path, atomic_write_json
+from .ownership import outside_reason
 
 log = logging.getLogger(__name__)
 
@@ -178,21 +179,6 @@ def read_manifest(destination: str | os.PathLike) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def outside_reason(root: Path, rel: str) -> str | None:
-    """Why ``root / rel`` is not a file entry inside ``root`` (None when it is): ``rel`` must be
-    relative, without ``.``/``..`` parts, and its folder, with symlinks followed, must be inside
-    ``root``'s real path (the entry itself may be a link: it is the link that is touched)."""
-    r = Path(str(rel))
-    if not str(rel) or r.is_absolute() or any(part in ("..", ".") for part in r.parts):
-        return "an absolute path, or one with '..'"
-    real_root = root.resolve()
-    parent = (root / r).parent.resolve()
-    if parent != real_root and not parent.is_relative_to(real_root):
-        return f"its folder leads to {parent} through a symlink"
-    p = root / r
-    if p.is_dir() and not p.is_symlink():
-        return "it is a folder, not a file"
-    return None
 
 
 def _inside(root: Path, rel: str) -> Path:
