@@ -191,7 +191,7 @@ def test_short_train_and_evaluate(wham, tmp_path):
                      loss_dictionary={"dc": {"class": "DeepClusteringLoss"}}, handlers=(),
                      num_epochs=1, epoch_length=2, batch_size=2, num_workers=0,
                      output_folder=str(run), stft=STFT(256, 64), sample_rate=SR, progress=False)
-    ckpt = torch.load(run / "checkpoints" / "latest.pth", weights_only=False)
+    ckpt = torch.load(run / "checkpoints" / "latest.pth", weights_only=True)
     assert ckpt["source_labels"] == ["s1", "s2"] and ckpt["sample_rate"] == SR
     sep = experiment.deep_separator(checkpoint="latest", kind="clustering",
                                     output_folder=str(run))
