@@ -347,3 +347,17 @@ def test_segment_mode_refuses_a_folder_it_did_not_write(songs, tmp_path):
     separate_files(sep, [songs / "song0" / "mixture.wav"], tmp_path / "files", progress=False)
     with pytest.raises(UserError, match="holds `separate` outputs of file mode"):
         separate_segments(sep, segs, tmp_path / "files", progress=False)
+
+
+def test_file_mode_output_inside_the_input_folder_is_not_read_back(tmp_path):
+    voc, acc = tone_song(SR // 2, SR)
+    folder = tmp_path / "music"
+    write_wav(folder / "a.wav", voc + acc, SR)
+    out = folder / "stems"
+    first = separate_files(SoftBandSeparator(SR), [folder], out, progress=False)
+    again = SoftBandSeparator(SR)
+    second = separate_files(again, [folder], out, progress=False)
+    assert again.calls == 0 and [f["input"] for f in second["files"]] == \
+        [f["input"] for f in first["files"]] == [str((folder / "a.wav").resolve())]
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.wav")) == [
+        "a/accompaniment.wav", "a/vocals.wav"]

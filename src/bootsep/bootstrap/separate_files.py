@@ -173,6 +173,12 @@ def separate_files(separator, inputs: Sequence[str | os.PathLike], output: str |
     if out.exists() and not out.is_dir():
         raise UserError(f"--output {out} exists and is not a folder")
     files = _input_files(inputs)
+    # an --output inside an input folder: its own stems are never inputs of a rerun
+    inside = out.resolve()
+    files = [(f, rel) for f, rel in files
+             if rel is None or not f.resolve().is_relative_to(inside)]
+    if not files:
+        raise UserError(f"the input folders hold no audio files outside --output {out}")
     single = len(files) == 1 and files[0][1] is None
     names: dict[str, Path] = {}
     jobs = []
