@@ -274,3 +274,21 @@ def test_a_label_folder_that_is_a_symlink_is_refused(tmp_path):
     with pytest.raises(UserError, match=r"dest/v is a link or a file, not a folder of"):
         organize(sep, dest, measure="combined", bin="Q1", force=True)
     assert (tree(elsewhere), tree(dest)) == before
+
+
+def test_unreadable_result_jsons_and_manifests_are_user_errors(tmp_path):
+    sep = fake_separated(tmp_path / "sep", {f"s{i}": i / 10 for i in range(5)})
+    dest = tmp_path / "dest"
+    organize(sep, dest, measure="combined", bin="all")
+    (dest / "manifest.csv").write_bytes(b"\xff\xfe\x00garbage")
+    before = tree(dest)
+    with pytest.raises(UserError, match=r"manifest.csv cannot be read .*nothing is replaced"):
+        organize(sep, dest, measure="combined", bin="Q5", force=True)
+    assert tree(dest) == before
+    (sep / "results" / "s0.json").write_text("{not json")
+    with pytest.raises(UserError, match=r"s0.json is not a readable result JSON"):
+        organize(sep, tmp_path / "d2", measure="combined", bin="all")
+    (sep / "results" / "s0.json").write_text("[1, 2]")
+    with pytest.raises(UserError, match=r"s0.json is not a result JSON of `separate`"):
+        organize(sep, tmp_path / "d2", measure="combined", bin="all")
+    assert not (tmp_path / "d2").exists()

@@ -103,7 +103,16 @@ def load_segments(separated: str | os.PathLike | Sequence, measure: str = "combi
             raise UserError(f"no separated segments in {folder}/results: run `separate` first "
                             f"(or fix organize.separated)")
         for f in files:
-            rec = json.loads(f.read_text(encoding="utf-8"))
+            try:
+                rec = json.loads(f.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, ValueError) as err:
+                raise UserError(f"{f} is not a readable result JSON ({err}); rerun `separate` "
+                                "into a new folder, or move that file away") from None
+            if not isinstance(rec, dict) or not isinstance(rec.get("metadata") or {}, dict) \
+                    or not isinstance(rec.get("confidence") or {}, dict) \
+                    or not isinstance(rec.get("sources") or {}, dict):
+                raise UserError(f"{f} is not a result JSON of `separate` (an object with "
+                                "'confidence', 'sources' and 'metadata' objects); move it away")
             name = str(rec.get("item", f.stem))
             if name in seen:
                 raise UserError(f"segment {name!r} appears in both {seen[name]} and {folder}; "
@@ -175,8 +184,12 @@ def select_segments(df, p_min: float, p_max: float, collections: Sequence[str] |
 # ----------------------------------------------------------------------------- writing
 def read_manifest(destination: str | os.PathLike) -> list[dict]:
     path = Path(destination) / MANIFEST
-    with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            return list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise UserError(f"{path} cannot be read ({err}); it lists what organize wrote there, so "
+                        "nothing is replaced: restore it, or choose another destination") from None
 
 
 
