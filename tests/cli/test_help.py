@@ -55,3 +55,28 @@ def test_curated_keys_exist(key):
 def test_unknown_key_is_an_error():
     with pytest.raises(KeyError):
         cli_help.default_of("train.no_such_parameter")
+
+
+def test_options_are_matched_to_the_commands_their_help_names():
+    from bootsep.cli.help import _commands_named
+
+    commands = set(COMMANDS)
+    assert _commands_named("separate/organize: destination", commands) == {"separate", "organize"}
+    assert _commands_named("separate (segment mode), evaluate: do shard I of N", commands) == \
+        {"separate", "evaluate"}
+    assert _commands_named("organize: replace x; separate --input: replace y; train/all: z",
+                           commands) == {"organize", "separate", "train", "all"}
+    # a common option whose help mentions a command in passing names none
+    assert _commands_named("run folder (for instantiate: the sweep folder)", commands) is None
+    assert _commands_named("debug logging", commands) is None
+
+
+def test_the_pages_list_the_options_of_their_command(capsys):
+    def options(command):
+        page = _page(capsys, command, "--help")
+        block = page.split("options:\n", 1)[1].split("\n\n", 1)[0]
+        return {tok for line in block.splitlines() for tok in line.split() if tok.startswith("--")}
+
+    assert {"--config", "--output-folder", "--bind", "--verbose"} <= options("train")
+    assert "--input" in options("separate") and "--input" not in options("train")
+    assert "--output" in options("organize") and "--output" not in options("evaluate")

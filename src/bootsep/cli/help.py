@@ -112,25 +112,37 @@ def _summary(name: str) -> str:
     return " ".join(first.split())
 
 
-def _options(parser, command: str) -> list[str]:
+def _commands_named(help_text: str, commands) -> set[str] | None:
+    """Commands an option's help is about: those named before the ``:`` of any of its
+    ``;``-separated clauses (``separate/organize: ...``, ``separate (segment mode), evaluate:
+    ...``, ``organize: ...; separate --input: ...``); None when it names none (a common option)."""
+    named: set[str] = set()
+    for clause in re.split(r";\s*", help_text or ""):
+        m = re.match(r"([^:]{1,60}):\s", clause)
+        words = re.findall(r"[a-z_]+", m.group(1)) if m else []
+        if words and words[0] in commands:  # "run folder (for instantiate: ...)" names none
+            named |= set(words) & set(commands)
+    return named or None
+
+
+def _options(parser, command: str, commands=()) -> list[str]:
     """Help lines of the parser's options that apply to ``command``: the common ones, and
-    those whose help starts with a ``cmd[/cmd...]:`` prefix naming it."""
+    those whose help names it (:func:`_commands_named`)."""
     lines = []
     for action in parser._actions:  # noqa: SLF001 - argparse exposes no public list
         if not action.option_strings or action.help in (None, "==SUPPRESS=="):
             continue
-        m = re.match(r"([a-z_-]+(?:/[a-z_-]+)*):\s*(.*)", action.help or "")
-        if m:
-            if command not in m.group(1).split("/"):
-                continue
-            text = m.group(2)
-        elif action.dest in ("help",):
+        if action.dest == "help":
             continue
+        named = _commands_named(action.help, set(commands) | {command})
+        if named is not None:
+            if command not in named:
+                continue
         else:
             long = [o for o in action.option_strings if o.startswith("--")]
             if not set(long) & set(COMMON_OPTIONS):
                 continue
-            text = action.help or ""
+        text = action.help or ""
         flags = ", ".join(action.option_strings)
         if action.nargs != 0:
             choices = "{" + ",".join(map(str, action.choices)) + "}" if action.choices else None
@@ -156,14 +168,15 @@ def _two_columns(left: str, right: str, width: int = 34) -> str:
     return "\n".join(head)
 
 
-def command_help(command: str, parser, description: str) -> str:
-    """The help page of ``command`` (see the module docstring)."""
+def command_help(command: str, parser, description: str, commands=()) -> str:
+    """The help page of ``command`` (see the module docstring); ``commands``: every command
+    name, to tell which options name which command."""
     names = COMMAND_CONFIGURABLES.get(command)
     if names is None:
         names = (command,) if _configurable(command) is not None else ()
     out = [f"usage: main.py {command} -c GIN [GIN ...] [-o RUN_FOLDER] [-b 'KEY = VALUE' ...]",
            "", description, ""]
-    out += ["options:"] + _options(parser, command) + [""]
+    out += ["options:"] + _options(parser, command, commands or COMMAND_CONFIGURABLES) + [""]
     seen = set()
     for name in names:
         if _configurable(name) is None:

@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus-per-run", type=int, default=1, help="instantiate: GPUs per run")
     p.add_argument("--input", nargs="+", default=None, metavar="PATH",
                    help="separate: audio files or folders to separate")
-    p.add_argument("--output", default=None, metavar="DIR", help="separate/organize: destination")
+    p.add_argument("--output", default=None, metavar="DIR",
+                   help="separate/organize: destination; convert: the new checkpoint file")
     p.add_argument("--force", action="store_true",
                    help="organize: replace what a previous organize wrote in --output (only "
                         "the files its manifest.csv lists); separate --input: replace output "
@@ -352,7 +353,7 @@ def main(argv=None) -> int:
         if argv[0] in COMMANDS and any(a in ("-h", "--help") for a in argv[1:]):
             from .help import command_help  # per-command page, generated from the configurables
 
-            print(command_help(argv[0], parser, COMMANDS[argv[0]]), end="")
+            print(command_help(argv[0], parser, COMMANDS[argv[0]], COMMANDS), end="")
             return 0
         args = parser.parse_args(argv)
         if args.command not in COMMANDS:
