@@ -351,6 +351,9 @@ def separate_segments(separator, segments: Sequence[Segment], output: str | os.P
                      "separator_fingerprint": info["separator_fingerprint"]})
     if old_record is not None:
         old = old_record.get("settings") or {}
+        if not isinstance(old, dict):
+            raise UserError(f"{out / RECORD} is not separate's record (its settings are not an "
+                            "object); write to another --output folder")
         if old and "separator_fingerprint" not in old:
             raise UserError(f"{out} holds separations from an older bootsep that did not record "
                             "the separator's settings, so resuming could mix two separators; "
@@ -479,7 +482,7 @@ def completeness(folder: str | os.PathLike) -> dict:
     rec = read_record(folder) or {}
     plan = rec.get("plan")
     done = {p.stem for sub in ("results", "skipped") for p in (folder / sub).glob("*.json")}
-    if not isinstance(plan, list):
+    if not isinstance(plan, list) or not all(isinstance(x, str) for x in plan):
         return {"planned": None, "done": len(done), "missing": [], "shards": {}}
     missing = [name for name in plan if name not in done]
     counts = set()

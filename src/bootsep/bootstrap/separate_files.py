@@ -205,6 +205,9 @@ def separate_files(separator, inputs: Sequence[str | os.PathLike], output: str |
     # entries of the record by output name; entries of an older record inherit its top level
     entries: dict[str, dict] = {}
     owned: dict[str, str] = {}            # output path (relative) -> entry name
+    if not isinstance(old.get("files") or [], list):
+        raise UserError(f"{out / RECORD} is not separate's record (its 'files' is not a list); "
+                        "write to another --output folder")
     for e in old.get("files") or []:
         if not isinstance(e, dict) or not isinstance(e.get("outputs"), dict):
             continue
