@@ -215,3 +215,27 @@ def test_sharded_evaluate_equals_unsharded_and_analyzes_when_complete(tmp_path, 
     read = lambda run: {p.name: p.read_bytes() for p in (run / "results").glob("*.json")}  # noqa: E731
     assert read(sharded) == read(whole) and len(read(whole)) == 2
     assert (sharded / "evaluation.json").read_bytes() == (whole / "evaluation.json").read_bytes()
+
+
+def test_evaluate_cli_shards_and_analyzes_when_the_last_shard_ends(tmp_path, write_config,
+                                                                   capsys, monkeypatch):
+    cfg = write_config(**{"evaluate.separator": "@IdealRatioMask()", "IdealRatioMask.stft": "@STFT()",
+                          "evaluate.save_audio": "False"})
+    run = tmp_path / "run"
+    rc, out, err = run_cli(["evaluate", "-c", cfg, "-o", run, "--shard", "1/2"], capsys)
+    assert rc == 0, err
+    assert out.strip().splitlines()[-1] == ("shard 1/2 evaluated; 1 items of other shards have no "
+                                            "results yet: run `main.py analyze -o RUN` when all "
+                                            "shards have finished")
+    assert not (run / "report_card.txt").exists()
+    monkeypatch.setenv("RANK", "0")            # torchrun's rank 0 of 2: the other shard
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr("bootsep.engine.distributed._CTX",
+                        __import__("bootsep.engine.distributed", fromlist=["DistContext"])
+                        .DistContext())        # no process group in this test
+    rc, out, err = run_cli(["evaluate", "-c", cfg, "-o", run], capsys)
+    assert rc == 0, err
+    assert out.strip().splitlines()[-1] == str(run / "report_card.txt")
+    assert len(list((run / "results").glob("*.json"))) == 2
+    rc, _, err = run_cli(["evaluate", "-c", cfg, "-o", run, "--shard", "2/2"], capsys)
+    assert rc == 2 and err.startswith("error: --shard 2/2: need 0 <= I < N")
