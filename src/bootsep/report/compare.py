@@ -7,6 +7,11 @@ card) and adds the ``mixture`` row (the mixture itself as the estimate: SI-SDR =
 
     comparison.md      the table (Markdown) with the item counts and where each row comes from
     comparison.json    {system: {source: {"SI-SDR": mean, "SI-SDRi": mean}}}
+    comparison_bsseval_v4.json   {system: {source: {"SDR" | "SIR" | "SAR" | "ISR":
+                       {"median": over items, "mean": over items, "items": n}}}}, when every
+                       system was evaluated with BSS-Eval v4 (``evaluate.metrics``); the
+                       Markdown then gets a SiSEC-style table (median over items of each
+                       item's median over frames)
     confidence_vs_sisdr.png   confidence against SI-SDR per separated segment (with --separated)
 
 and prints the table, then, as its last line, the path of ``comparison.md``.
@@ -47,6 +52,10 @@ def system_means(run_dir: str | Path, sources: Sequence[str] | None = None) -> t
     from .aggregate import load_results
 
     df = load_results(Path(run_dir) / "results")
+    if "MIX-SI-SDR" not in df.columns:
+        raise UserError(f"{run_dir} has no SI-SDR results (it was evaluated with "
+                        "evaluate.metrics = ['bsseval_v4'] alone); evaluate it again with "
+                        "evaluate.metrics = ['si_sdr', 'bsseval_v4'] to compare it")
     srcs = list(sources) if sources is not None else sorted(df["source"].unique())
     out, mix = {}, {}
     for s in srcs:
@@ -99,6 +108,11 @@ def compare(systems: Mapping[str, str | Path], output: str | Path,
         lines.append(f"| {name} | {cells} |")
     lines += ["", "Runs: " + "; ".join(f"{k}: {v[0]} ({v[1]} items)" for k, v in info.items())]
     lines += per_song_lines(systems, sources)
+    v4 = bsseval_table(systems, sources)
+    if v4 is not None:
+        result["bsseval_json"] = output / "comparison_bsseval_v4.json"
+        atomic_write_json(result["bsseval_json"], v4)
+        lines += bsseval_lines(v4, sources)
     if separated is not None:
         from ..bootstrap.organize import load_segments
         from .plots import plot_scatter
@@ -193,6 +207,43 @@ def per_song_lines(systems: Mapping[str, str | Path], sources: Sequence[str],
             if common and abs(mc - ma) > 1e-9:
                 out.append(f"{b} closes {100 * (mb - ma) / (mc - ma):.0f} % of the gap from "
                            f"{a} to {c} ({s}, mean {metric} over these songs).")
+    return out
+
+
+BSSEVAL_METRICS = ("SDR", "SIR", "SAR", "ISR")
+
+
+def bsseval_table(systems: Mapping[str, str | Path], sources: Sequence[str]) -> dict | None:
+    """``{system: {source: {metric: {'median', 'mean', 'items'}}}}`` of the BSS-Eval v4 rows
+    (each item's median over frames, then the median and mean over items: SiSEC), or None
+    unless every system has them."""
+    from .aggregate import load_results
+
+    table = {}
+    for name, run in systems.items():
+        df = load_results(Path(run) / "results")
+        if not set(BSSEVAL_METRICS) <= set(df.columns):
+            return None
+        table[name] = {}
+        for s in sources:
+            rows = df[df["source"].astype(str) == s]
+            table[name][s] = {m: {"median": float(rows[m].median()),
+                                  "mean": float(rows[m].mean()),
+                                  "items": int(rows[m].notna().sum())} for m in BSSEVAL_METRICS}
+    return table
+
+
+def bsseval_lines(table: dict, sources: Sequence[str]) -> list[str]:
+    """The Markdown section of :func:`bsseval_table`."""
+    out = ["", "## BSS-Eval v4 (museval)", "",
+           "Median over items (mean in brackets) of each item's median over its frames, in dB: "
+           "the SiSEC / MUSDB18 aggregation.", "",
+           "| system | " + " | ".join(f"{s} {m}" for s in sources for m in BSSEVAL_METRICS)
+           + " |", "|" + "---|" * (1 + len(sources) * len(BSSEVAL_METRICS))]
+    for name, row in table.items():
+        cells = " | ".join(f"{_fmt(row[s][m]['median'])} ({_fmt(row[s][m]['mean'])})"
+                           for s in sources for m in BSSEVAL_METRICS)
+        out.append(f"| {name} | {cells} |")
     return out
 
 
