@@ -33,6 +33,9 @@ def _train(cfg, run, *binds, force=False):
     ("train.batch_size = 0", "train.batch_size = 0: must be an integer >= 1"),
     ("Chimera.hidden_size = 'big'", "Chimera.hidden_size = 'big': expected int, got str"),
     ("Chimera.rnn_type = 'cnn'", "cnn"),
+    ("torch.optim.Adam.lr = 'fast'", "cannot build the optimizer/scheduler (Adam"),
+    ("train.scheduler = @torch.optim.lr_scheduler.StepLR", "missing gin binding(s): StepLR.step_size"),
+    ("train.device = 'tpu'", "device 'tpu' is not a torch device"),
 ])
 def test_a_binding_of_the_wrong_type_is_one_line_and_freezes_nothing(tmp_path, write_config,
                                                                      capsys, binding, named):

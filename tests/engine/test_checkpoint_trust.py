@@ -4,6 +4,8 @@ explicit, trusting opt-in."""
 
 from __future__ import annotations
 
+import pickle
+
 import gin
 import numpy as np
 import pytest
@@ -74,6 +76,14 @@ def test_every_loader_refuses_a_pickled_checkpoint_and_runs_nothing(tmp_path, wr
         load_model(hostile)
     with pytest.raises(UserError, match="convert --checkpoint"):
         load_separator(hostile)
+    for legacy in (True, False):  # torch's old (non-zip) format, and a bare pickle
+        old = tmp_path / f"legacy_{legacy}.pth"
+        if legacy:
+            torch.save({"model": _Hostile(marker)}, old, _use_new_zipfile_serialization=False)
+        else:
+            old.write_bytes(pickle.dumps({"model": _Hostile(marker)}))
+        with pytest.raises(UserError, match=str(old)):
+            load_checkpoint(old)
 
     # train resuming from a run folder whose latest.pth is hostile
     run = tmp_path / "run"

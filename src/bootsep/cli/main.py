@@ -176,6 +176,13 @@ def _gin_runtime_error(e: Exception) -> UserError | None:
                              f"file or pass -b '{m.group(1)}.KEY = VALUE')")
         return UserError(text.splitlines()[0])
     if "No values supplied by Gin or caller" in text:
+        first = text.split("\n")[0]
+        m = re.search(r"No values supplied by Gin or caller for arguments: (\[.*?\])", text)
+        who = re.search(r"In call to configurable '([^']+)'", text)
+        if m and who:
+            keys = ", ".join(f"{who.group(1)}.{k}" for k in eval(m.group(1), {}))  # list literal
+            return UserError(f"missing gin binding(s): {keys} ({first}); add them to a config "
+                             f"file or pass -b '{who.group(1)}.KEY = VALUE'")
         return UserError("missing gin binding: " + " ".join(text.split()[:40]))
     return None
 

@@ -33,7 +33,11 @@ def resolve_device(device: str | None = "auto") -> torch.device:
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         log.warning("device %r requested but CUDA is not available: using the CPU", device)
         return torch.device("cpu")
-    return torch.device(device)
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError):
+        raise UserError(f"device {device!r} is not a torch device: use 'auto', 'cpu', 'cuda' or "
+                        f"'cuda:N'") from None
 
 
 def seed_everything(seed: int) -> None:
@@ -172,8 +176,16 @@ def train(model=gin.REQUIRED, loss_dictionary=gin.REQUIRED, optimizer=gin.REQUIR
                 "parent_gin_config": parent.get("gin_config", "")})
         log.info("initialised weights from %s (epoch %s)", init_from_checkpoint, parent.get("epoch"))
     ddp_net = dist.wrap_model(net, ctx)
-    opt = optimizer(net.parameters())
-    sched = scheduler(opt) if scheduler is not None else None
+    try:  # a bad optimizer/scheduler binding (lr = 'fast'): one error line
+        opt = optimizer(net.parameters())
+        sched = scheduler(opt) if scheduler is not None else None
+    except (TypeError, ValueError) as e:
+        if isinstance(e, UserError) or "No values supplied by Gin" in str(e):
+            raise
+        names = " / ".join(getattr(x, "__name__", type(x).__name__)
+                           for x in (optimizer, scheduler) if x is not None)
+        raise UserError(f"cannot build the optimizer/scheduler ({names}): {e}; check their "
+                        f"bindings (e.g. torch.optim.Adam.lr = 1e-3)") from None
     loss_fn = LossDict(loss_dictionary)
     val_loss_fn = LossDict(val_loss_dictionary) if val_loss_dictionary else None
     workers = min(int(num_workers), os.cpu_count() or 1)

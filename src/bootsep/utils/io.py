@@ -101,11 +101,14 @@ def safe_torch_load(path: str | os.PathLike, map_location="cpu"):
     ``FileNotFoundError``.
     """
     import pickle
+    import warnings
 
     import torch
 
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # e.g. "pickle protocol 4": the error below says enough
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
         glob = next((ln for ln in lines if "GLOBAL" in ln), None)
