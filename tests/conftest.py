@@ -101,3 +101,36 @@ def _clear_gin():
     gin.clear_config()
     yield
     gin.clear_config()
+
+
+class CrashAt(Exception):
+    """Raised by :func:`train_config` to simulate a crash before a given iteration."""
+
+
+def train_config(cfg, run, crash_at=None):
+    """Run the ``train`` command's function on config file ``cfg`` into ``run``; with
+    ``crash_at`` (a 1-based iteration) the run dies just before that step, as a killed process
+    would (the last epoch-end checkpoint is what a rerun resumes from)."""
+    import gin
+
+    from bootsep.cli.main import parse_configs
+    from bootsep.config import experiment
+    from bootsep.engine import trainer as trainer_mod
+
+    gin.clear_config()
+    parse_configs([cfg], [f"output_folder._output_folder = '{run}'"])
+    if crash_at is None:
+        return experiment.train()
+    orig = trainer_mod.Trainer._train_step
+
+    def step(self, engine, batch):
+        if engine.state.iteration + 1 == crash_at:
+            raise CrashAt()
+        return orig(self, engine, batch)
+
+    trainer_mod.Trainer._train_step = step
+    try:
+        with pytest.raises(CrashAt):
+            experiment.train()
+    finally:
+        trainer_mod.Trainer._train_step = orig

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import gin
 import pytest
 import torch
 
-from bootsep.cli.main import parse_configs
-from bootsep.config import experiment
 from bootsep.dsp import STFT
 from bootsep.engine.checkpoint import checkpoint_path, load_checkpoint
 from bootsep.engine.remixit import RemixIT, remix_batch
@@ -15,6 +12,7 @@ from bootsep.models.recurrent import MaskInference
 from bootsep.utils.errors import UserError
 
 from conftest import tiny_config
+from conftest import train_config as _train
 
 
 def test_remix_batch_permutes_every_source_but_the_first():
@@ -109,32 +107,6 @@ def test_ema_and_replace_updates():
     for bad in ({"update": "sometimes"}, {"ema_decay": 1.0}, {"replace_every": 0}):
         with pytest.raises(UserError):
             RemixIT(**bad)
-
-
-class _Crash(Exception):
-    pass
-
-
-def _train(cfg, run, crash_at=None):
-    gin.clear_config()
-    parse_configs([cfg], [f"output_folder._output_folder = '{run}'"])
-    if crash_at is None:
-        return experiment.train()
-    from bootsep.engine import trainer as trainer_mod
-
-    orig = trainer_mod.Trainer._train_step
-
-    def step(self, engine, batch):
-        if engine.state.iteration + 1 == crash_at:
-            raise _Crash()
-        return orig(self, engine, batch)
-
-    trainer_mod.Trainer._train_step = step
-    try:
-        with pytest.raises(_Crash):
-            experiment.train()
-    finally:
-        trainer_mod.Trainer._train_step = orig
 
 
 def test_remixit_resume_matches_uninterrupted_run(tmp_path, tiny_demo):

@@ -7,42 +7,13 @@ import subprocess
 import sys
 import time
 
-import gin
 import pytest
 import torch
 
-from bootsep.cli.main import parse_configs
-from bootsep.config import experiment
 from bootsep.engine.checkpoint import checkpoint_path, load_checkpoint
 
 from conftest import ROOT, tiny_config
-
-
-class _Crash(Exception):
-    pass
-
-
-def _train(cfg, run, crash_at=None):
-    gin.clear_config()
-    parse_configs([cfg], [f"output_folder._output_folder = '{run}'"])
-    if crash_at is not None:
-        from bootsep.engine import trainer as trainer_mod
-
-        orig = trainer_mod.Trainer._train_step
-
-        def step(self, engine, batch):
-            if engine.state.iteration + 1 == crash_at:
-                raise _Crash()
-            return orig(self, engine, batch)
-
-        trainer_mod.Trainer._train_step = step
-        try:
-            with pytest.raises(_Crash):
-                experiment.train()
-        finally:
-            trainer_mod.Trainer._train_step = orig
-    else:
-        experiment.train()
+from conftest import train_config as _train
 
 
 def test_resume_matches_uninterrupted_run(tmp_path, tiny_demo):
