@@ -2,7 +2,9 @@
 
 Plain, gin-free building blocks live in role folders (``dsp``, ``data``, ``models``,
 ``losses``, ``primitives``, ``separation``, ``metrics``); gin wiring lives in ``config`` and
-``cli``. Importing the package does no work (it only sets ``OMP_WAIT_POLICY=PASSIVE`` when
+``cli``; training in ``engine``, bootstrapping in ``bootstrap``, reports in ``report``,
+queue tools in ``jobs``, shared helpers in ``utils``. Each package's docstring says what it may
+import (checked by ``tests/test_packages.py``). Importing the package does no work (it only sets ``OMP_WAIT_POLICY=PASSIVE`` when
 unset, see below).
 """
 
@@ -14,3 +16,6 @@ import os as _os
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
+
+__all__ = ["__version__", "bootstrap", "cli", "config", "data", "dsp", "engine", "jobs", "losses",
+           "metrics", "models", "primitives", "report", "separation", "utils"]

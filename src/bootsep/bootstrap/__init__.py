@@ -1,0 +1,15 @@
+"""Bootstrapping: run a separator over recordings and build training folders from its results.
+
+- :mod:`~bootsep.bootstrap.segments`: recordings cut into overlapping segments, loudness gating.
+- :mod:`~bootsep.bootstrap.separate`: segment mode (confidence per segment, resumable, shards);
+  :mod:`~bootsep.bootstrap.separate_files`: file mode (``separate --input``).
+- :mod:`~bootsep.bootstrap.ownership`: what ``separate``/``organize`` may write or replace.
+- :mod:`~bootsep.bootstrap.organize`: training folders by confidence percentile.
+- :mod:`~bootsep.bootstrap.weights`: per-T-F confidence weights of bootstrapped targets.
+
+Plain functions, no gin (the commands' gin wiring is in ``config``). Its modules are the API;
+importing the package imports none of them (``organize`` and ``segments`` need no torch).
+May import: data, dsp, metrics, primitives, separation, utils.
+"""
+
+__all__ = ["organize", "ownership", "segments", "separate", "separate_files", "weights"]

@@ -1,7 +1,10 @@
 """Data: audio I/O, the procedural demo-song generator, folder datasets, remixing, cache.
 
-Names are imported lazily, so ``import bootsep.data`` costs nothing (torch is only imported
-with :class:`StemFolderDataset`).
+Names are imported lazily (PEP 562), because its torch-free modules are used without torch:
+``import bootsep.data.audio`` took 0.9 s and ``import torch`` 10.5 s (2 busy cores), and ``bootstrap.organize``/``segments`` and ``prepare`` of the demo read audio
+through ``data.audio``/``data.demo`` without needing torch.
+
+Plain classes and functions, no gin. May import: utils.
 
 - :func:`load_audio`, :func:`audio_info`, :func:`save_audio` (``data.audio``)
 - :func:`generate_demo_dataset`, :func:`synthesize_song` (``data.demo``)
@@ -17,7 +20,10 @@ import importlib
 _EXPORTS = {
     "load_audio": "audio", "audio_info": "audio", "save_audio": "audio",
     "generate_demo_dataset": "demo", "synthesize_song": "demo", "DemoSong": "demo",
+    "check_same_length": "audio",
     "StemFolderDataset": "folder", "detect_layout": "folder",
+    "BootstrappedDataset": "bootstrapped", "MixtureOfMixtures": "mixture_of_mixtures",
+    "spatialize_wham": "spatialize",
     "Remixer": "mixing", "MixPlan": "mixing", "SourcePick": "mixing",
     "AudioCache": "cache",
     "MUSDBDataset": "musdb", "prepare_musdb": "musdb",

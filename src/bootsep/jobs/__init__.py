@@ -5,4 +5,7 @@
 - :mod:`bootsep.jobs.logs`: ``logs.py [RUN_FOLDER...] | sh``, one tmux pane per job/run log.
 
 Importing this package does no work; ``pynvml`` is imported only when NVML is queried.
+May import: utils.
 """
+
+__all__ = ["allocate", "gpus", "logs"]

@@ -1,5 +1,9 @@
 """Evaluation metrics: the scale-aware BSS-Eval family (SI-SDR, SI-SIR, SI-SAR, SD-SDR, SNR, SRR)
-and BSS-Eval v4 (museval's SDR, ISR, SIR, SAR per frame, the MUSDB18 yardstick)."""
+and BSS-Eval v4 (museval's SDR, ISR, SIR, SAR per frame, the MUSDB18 yardstick).
+
+Plain functions on ``(batch, n_src, ...)`` (numpy or torch), no gin; the base layer.
+May import: nothing else from bootsep.
+"""
 
 from .bsseval import (
     METRIC_NAMES,

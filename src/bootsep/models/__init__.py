@@ -4,6 +4,8 @@ paper's zoo (dual-path chimera, Open-Unmix-style, BLSTM mel baseline, conditiona
 Every model takes a magnitude ``(batch, time, freq)`` and returns a dict with keys among
 ``'embedding'`` ``(batch, time, freq, dim)``, ``'mask'`` and ``'estimates'``
 ``(batch, n_src, time, freq)``. See :mod:`bootsep.models.base` for (de)serialisation.
+
+Plain ``nn.Module``s, no gin. May import: dsp, utils.
 """
 
 from .base import (

@@ -1,56 +1,27 @@
-"""Primitive separators (repetition, micromodulation, HPSS, timbre, pitch, spatial), oracle baselines,
-the primitive ensemble and confidence measures.
+"""Primitive separators (repetition, micromodulation, HPSS, timbre, pitch, spatial), oracle
+baselines, the primitive ensemble and confidence measures.
 
-Names are resolved lazily on first access (``from bootsep.primitives import Repet``), so
-importing the package does no work. Names not listed below are looked up in the optional
-``pitch`` and ``confidence`` modules, if they exist.
+Every separator is a :class:`~bootsep.separation.base.Separator` (plain class, no gin; gin names
+are in ``config.registry``). The names below are imported plainly: every module but
+``confidence`` needs torch anyway, and importing all of them after torch took 0.2 s
+(sklearn is imported only when a clustering runs).
+May import: dsp, separation, utils.
 """
 
-from __future__ import annotations
+from .confidence import MEASURES, compute_confidences, select_loud_bins
+from .ensemble import AdaptiveEnsemble, EnsembleClustering, primitive_clustering
+from .ft2d import FT2D
+from .hpss import HPSS
+from .oracle import HighLowPassFilter, IdealBinaryMask, IdealRatioMask, MixAsEstimate, WienerFilter
+from .pitch import PitchContinuity
+from .repet import Repet, beat_spectrum
+from .repet_sim import RepetSim
+from .spatial import SpatialClustering
+from .timbre import TimbreClustering
 
-import importlib
-
-_EXPORTS = {
-    "Repet": "repet",
-    "beat_spectrum": "repet",
-    "RepetSim": "repet_sim",
-    "FT2D": "ft2d",
-    "HPSS": "hpss",
-    "TimbreClustering": "timbre",
-    "SpatialClustering": "spatial",
-    "IdealBinaryMask": "oracle",
-    "IdealRatioMask": "oracle",
-    "WienerFilter": "oracle",
-    "MixAsEstimate": "oracle",
-    "HighLowPassFilter": "oracle",
-    "EnsembleClustering": "ensemble",
-    "AdaptiveEnsemble": "ensemble",
-    "primitive_clustering": "ensemble",
-}
-_OPTIONAL_MODULES = ("pitch", "confidence")
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    if not name.startswith("_"):
-        for mod_name in _OPTIONAL_MODULES:
-            try:
-                mod = importlib.import_module(f".{mod_name}", __name__)
-            except ImportError:
-                continue
-            if hasattr(mod, name):
-                value = getattr(mod, name)
-                globals()[name] = value
-                return value
-        if name in globals():  # a submodule that the imports above just bound
-            return globals()[name]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__all__ = [
+    "FT2D", "HPSS", "MEASURES", "AdaptiveEnsemble", "EnsembleClustering", "HighLowPassFilter",
+    "IdealBinaryMask", "IdealRatioMask", "MixAsEstimate", "PitchContinuity", "Repet", "RepetSim",
+    "SpatialClustering", "TimbreClustering", "WienerFilter", "beat_spectrum",
+    "compute_confidences", "primitive_clustering", "select_loud_bins",
+]

@@ -3,7 +3,11 @@
 Public API: :func:`analyze`, :func:`summarize`, :func:`load_results`, :func:`report_card`,
 :func:`plot_metrics`, :func:`plot_scatter`, :func:`spearman`, :func:`write_report_html`,
 :func:`pick_examples`. All but ``analyze``/``summarize`` are imported lazily on first access,
-and those two import only the standard library and ``bootsep.utils`` at module level.
+and those two import only the standard library and ``bootsep.utils`` at module level
+(``import matplotlib.pyplot`` took 3.9 s on 2 busy cores; ``analyze`` runs after every command).
+
+Plain functions, no gin (figures are handed in or drawn here).
+May import: bootstrap (reading ``separate``'s results), dsp, engine (reading checkpoints), utils.
 """
 
 from __future__ import annotations
