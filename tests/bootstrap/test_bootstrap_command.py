@@ -212,3 +212,24 @@ def test_a_slurm_array_task_separates_its_shard_and_the_plain_rerun_finishes(mus
     assert len(list(results.glob("*.json"))) == 6
     assert [p.stat().st_mtime_ns for p in mine] == mtimes     # the shard's segments are kept
     assert set(_stages(run)) == {"separate", "organize"}
+
+
+def test_collection_names_come_from_folders_or_name_equals_dir(tmp_path):
+    from bootsep.config.bootstrap import _collections, _teacher_bindings
+    from bootsep.utils.errors import UserError
+
+    for d in ("a/train", "b/train", "c"):
+        (tmp_path / d).mkdir(parents=True)
+    got = _collections([str(tmp_path / "a/train"), str(tmp_path / "b/train"),
+                        f"mine={tmp_path / 'c'}"])
+    assert got == {"train": str(tmp_path / "a/train"), "train_2": str(tmp_path / "b/train"),
+                   "mine": str(tmp_path / "c")}
+    with pytest.raises(UserError, match="given twice"):
+        _collections([f"x={tmp_path / 'a/train'}", f"x={tmp_path / 'c'}"])
+    with pytest.raises(UserError, match="not a separator config"):
+        _teacher_bindings(str(tmp_path / "c"))             # a folder without a checkpoint
+    ckpt = tmp_path / "r" / "student" / "checkpoints" / "latest.pth"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"")
+    files, lines = _teacher_bindings(str(tmp_path / "r"))  # a previous bootstrap RUN
+    assert files == [] and any(str(ckpt) in line for line in lines)
