@@ -139,6 +139,9 @@ def parse_configs(configs, bindings) -> None:
             gin.parse_config(b)
         except Exception as e:
             raise _gin_error(e, f"--bind {b!r}") from None
+    from ..config.bindings import check_bound_types
+
+    check_bound_types()  # a literal of the wrong type (num_epochs = 'two') is one error line
 
 
 def setup_logging(run: Path | None, verbose: bool = False, quiet: bool = False) -> Path | None:

@@ -277,7 +277,7 @@ def _init_weights(net, parent: dict, source) -> None:
                         f"(its config.gin) or start without init_from_checkpoint")
 
 
-_TRAIN_MINIMUM = {"batch_size": 1, "val_batch_size": 1, "num_epochs": 1, "epoch_length": 1,
+_TRAIN_MINIMUM = {"batch_size": 1, "val_batch_size": 1, "num_epochs": 0, "epoch_length": 1,
                   "num_workers": 0, "save_by_epoch": 1}
 
 
