@@ -21,7 +21,6 @@ Prints a table, then as its LAST line one JSON object ``{config name: seconds pe
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import statistics
 import sys
@@ -50,28 +49,11 @@ CONFIGS = {
     "centroids_4src": ("ConditionalCentroids", DATA4),
 }
 
-ZOO_EXTERNALS = [
-    ("bootsep.models.dualpath", "DualPathChimera", "DualPathChimera"),
-    ("bootsep.models.openunmix", "OpenUnmix", "OpenUnmix"),
-    ("bootsep.models.mel_baseline", "MelMaskBLSTM", "MelMaskBLSTM"),
-    ("bootsep.models.centroids", "ConditionalCentroids", "ConditionalCentroids"),
-    ("bootsep.engine.curriculum", "Curriculum", "Curriculum"),
-]
-
-
 def _registry():
-    """The gin registry, with the zoo's entries added if it does not list them yet."""
-    import gin
-
+    """The gin registry (it lists the zoo's models and the curriculum handler)."""
     from bootsep.config import registry
 
     registry.register_all()
-    for module, attr, name in ZOO_EXTERNALS:
-        if name not in registry._CONFIGURED:
-            obj = getattr(importlib.import_module(module), attr)
-            registry._CONFIGURED[name] = gin.external_configurable(obj, name=name,
-                                                                   module="bootsep")
-    registry.HANDLER_NAMES.setdefault("curriculum", "Curriculum")
     return registry
 
 

@@ -3,7 +3,6 @@ source count matches it, and every reference-size config trains one step on the 
 
 from __future__ import annotations
 
-import importlib
 import math
 
 import gin
@@ -38,29 +37,12 @@ SMALL = {
     "centroids_em2_small": ("ConditionalCentroids", DATA4),
 }
 
-# The registry entries this zoo needs (to be listed in bootsep.config.registry); registered
-# here only when the registry does not have them yet.
-ZOO_EXTERNALS = [
-    ("bootsep.models.dualpath", "DualPathChimera", "DualPathChimera"),
-    ("bootsep.models.openunmix", "OpenUnmix", "OpenUnmix"),
-    ("bootsep.models.mel_baseline", "MelMaskBLSTM", "MelMaskBLSTM"),
-    ("bootsep.models.centroids", "ConditionalCentroids", "ConditionalCentroids"),
-    ("bootsep.engine.curriculum", "Curriculum", "Curriculum"),
-]
-
-
 @pytest.fixture
-def zoo_registry(monkeypatch):
+def zoo_registry():
+    """The gin registry (it lists the zoo's models and the curriculum handler itself)."""
     from bootsep.config import registry
 
     registry.register_all()
-    for module, attr, name in ZOO_EXTERNALS:
-        if name not in registry._CONFIGURED:
-            obj = getattr(importlib.import_module(module), attr)
-            registry._CONFIGURED[name] = gin.external_configurable(obj, name=name,
-                                                                   module="bootsep")
-    if "curriculum" not in registry.HANDLER_NAMES:
-        monkeypatch.setitem(registry.HANDLER_NAMES, "curriculum", "Curriculum")
     return registry
 
 

@@ -91,8 +91,6 @@ DEFAULT_CONFIDENCE = {
     "combined_top10_above250": {"measure": "combined", "threshold_percentile": 90.0,
                                 "min_frequency_hz": 250.0},
 }
-#: measures that make sense on a deep embedding (no fixed centres)
-EMBEDDING_CONFIDENCE = {"silhouette": {}, "posterior": {}, "combined": {}}
 
 _GROUP_KEYS = ("min_frequency_hz", "threshold_percentile")
 

@@ -169,12 +169,21 @@ def setup_logging(run: Path | None, verbose: bool = False, quiet: bool = False) 
     return logfile
 
 
+def _arg_names(list_text: str) -> list[str]:
+    """The names in gin's ``['a', 'b']`` argument lists, read as text, never evaluated; ``[]``
+    for anything but a list of quoted identifiers."""
+    name = r"'[A-Za-z_][A-Za-z0-9_]*'"
+    if not re.fullmatch(rf"\[\s*(?:{name}(?:\s*,\s*{name})*)?\s*\]", list_text):
+        return []
+    return re.findall(r"'([A-Za-z_][A-Za-z0-9_]*)'", list_text)
+
+
 def _gin_runtime_error(e: Exception) -> UserError | None:
     text = str(e)
     if "Required bindings for" in text:
         m = re.search(r"Required bindings for `([^`]+)` not provided in config: (\[.*?\])", text)
-        if m:
-            keys = ", ".join(f"{m.group(1)}.{k}" for k in eval(m.group(2), {}))  # list literal
+        if m and _arg_names(m.group(2)):
+            keys = ", ".join(f"{m.group(1)}.{k}" for k in _arg_names(m.group(2)))
             return UserError(f"missing required gin binding(s): {keys} (add them to a config "
                              f"file or pass -b '{m.group(1)}.KEY = VALUE')")
         return UserError(text.splitlines()[0])
@@ -183,7 +192,7 @@ def _gin_runtime_error(e: Exception) -> UserError | None:
         m = re.search(r"No values supplied by Gin or caller for arguments: (\[.*?\])", text)
         who = re.search(r"In call to configurable '([^']+)'", text)
         if m and who:
-            keys = ", ".join(f"{who.group(1)}.{k}" for k in eval(m.group(1), {}))  # list literal
+            keys = ", ".join(f"{who.group(1)}.{k}" for k in _arg_names(m.group(1)))
             return UserError(f"missing gin binding(s): {keys} ({first}); add them to a config "
                              f"file or pass -b '{who.group(1)}.KEY = VALUE'")
         return UserError("missing gin binding: " + " ".join(text.split()[:40]))

@@ -19,6 +19,7 @@ import gin
 import numpy as np
 import torch
 
+from ..bootstrap.segments import safe_name
 from ..utils.errors import UserError
 from ..utils.io import atomic_write_audio, atomic_write_json
 from .paths import output_folder as _output_folder
@@ -77,10 +78,6 @@ def _instantiate(obj, **kwargs):
     if isinstance(obj, torch.nn.Module) or not callable(obj):
         return obj
     return obj(**kwargs)
-
-
-def safe_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._ ()+-]", "_", str(name)).strip() or "item"
 
 
 # ---------------------------------------------------------------------------- prepare / cache

@@ -78,10 +78,6 @@ class TrackDataset(Dataset):
             return None
         return self._names[: len(self)]
 
-    def track_seconds(self) -> list[float]:
-        """Length of each track in seconds."""
-        return [n / self.sample_rate for n in self._lengths]
-
     def __len__(self) -> int:
         n = len(self._names)
         if self.excerpt_seconds is None:

@@ -264,10 +264,6 @@ class StemFolderDataset(Dataset):
         """Song names in index order."""
         return list(self._songs)
 
-    def song_seconds(self) -> list[float]:
-        """Length of each song in seconds."""
-        return [n / self.sample_rate for n in self._lengths]
-
     def audio_files(self) -> list[Path]:
         """Every file the dataset reads (for :meth:`AudioCache.populate`)."""
         out = {p for f in self._files for paths in f.values() for p in paths}

@@ -33,8 +33,6 @@ import torch
 from ..utils.errors import UserError
 from ..utils.io import PickledFileError, atomic_torch_save, safe_torch_load
 
-CHECKPOINT_NAMES = ("latest", "best")
-
 
 def checkpoint_path(run_dir: str | Path, which: str = "latest") -> Path:
     """``<run>/checkpoints/<which>.pth``; ``which`` is 'latest', 'best' or 'epoch<N>'."""

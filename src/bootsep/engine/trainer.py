@@ -146,7 +146,7 @@ class Trainer:
                  target_type: str = "psa", confidence_power: float | None = None,
                  device="cpu", amp: str | None = None, gin_config: str = "", save_by_epoch: int | None = None, tensorboard: bool = True,
                  is_main: bool = True, progress: bool = True, log_every: int = 10,
-                 num_summary_examples: int = 1, unwrapped_model=None, dist_ctx=None):
+                 unwrapped_model=None, dist_ctx=None):
         self.model = model
         self.raw_model = unwrapped_model or model
         self.loss_fn = loss_fn
@@ -169,7 +169,6 @@ class Trainer:
         self.is_main = is_main
         self.progress = progress
         self.log_every = max(1, int(log_every))
-        self.num_summary_examples = num_summary_examples
         self.dist_ctx = dist_ctx if dist_ctx is not None and dist_ctx.distributed else None
         self.handlers: list = []
         for h in handlers:

@@ -146,10 +146,6 @@ class EnsembleClustering(Separator):
         self._cache = (mix_spec, mix_spec._version, feats)
         return feats
 
-    def clear_cache(self) -> None:
-        """Drop the cached features of the last mixture."""
-        self._cache = None
-
     # ---------------------------------------------------------------- clustering
     def _soft_assign(self, feats: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
         """``(t, f, dim)`` x ``(k, dim)`` -> responsibilities ``(k, t, f)``."""

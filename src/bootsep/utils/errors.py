@@ -3,5 +3,3 @@
 
 class UserError(Exception):
     """A mistake in the user's input (file, key, value). The message names it and the fix."""
-
-    exit_code = 2
