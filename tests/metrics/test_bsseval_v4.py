@@ -345,3 +345,64 @@ def test_museval_json_is_read_by_museval(tmp_path):
         for m in BSSEVAL_V4_METRICS:
             assert abs(agg[("Some - Track", target, m)] - medians[m][j]) < 1e-4
     assert len(json2df(loaded, "x")) == 2 * 5 * 4
+
+
+# ---------------------------------------------------------------------------- the solver
+
+def _corr_and_rhs(refs, ests, taps):
+    from bootsep.metrics.bsseval_v4 import _correlations
+
+    k = refs.shape[0] * refs.shape[1]
+    r = torch.from_numpy(refs.reshape(1, k, -1))
+    e = torch.from_numpy(ests.reshape(1, k, -1))
+    rr, re = _correlations(r, e, taps, 2**20)
+    return rr, re[..., taps - 1:].permute(0, 1, 3, 2).reshape(1, k * taps, k)
+
+
+def _dense(rr, taps):
+    from bootsep.metrics.bsseval_v4 import _GRAM_EPS
+
+    k = rr.shape[1]
+    gram = rr.flip(-1).unfold(-1, taps, 1).flip(-2).permute(0, 1, 3, 2, 4).reshape(
+        1, k * taps, k * taps).clone()
+    gram.diagonal(dim1=-2, dim2=-1).add_(_GRAM_EPS)
+    return gram
+
+
+def test_block_levinson_solves_the_normal_equations(monkeypatch):
+    """The fast block-Toeplitz solve equals a dense solve of museval's normal equations, and
+    its correlations are the explicit Gram matrix of delayed references."""
+    from bootsep.metrics import bsseval_v4 as v4
+
+    rng = np.random.default_rng(10)
+    refs = music_like(rng, 3, 2, 3000)
+    ests = leaky_estimates(rng, refs)
+    taps = 16
+    rr, rhs = _corr_and_rhs(refs, ests, taps)
+    gram = _dense(rr, taps)
+    basis = np.concatenate([np.stack([np.concatenate([np.zeros(d), x, np.zeros(taps - 1 - d)])
+                                      for d in range(taps)], 1)
+                            for x in refs.reshape(6, -1)], 1)  # (samples + taps - 1, 6 taps)
+    assert np.allclose(gram[0].numpy(), basis.T @ basis, rtol=1e-10, atol=1e-9)
+    dense_calls = []
+    monkeypatch.setattr(v4, "_solve_psd", lambda g, r: dense_calls.append(1) or
+                        torch.linalg.solve(g, r))
+    fast = v4._toeplitz_solve(rr, rhs)
+    assert not dense_calls  # well conditioned: Levinson's answer is kept
+    assert torch.allclose(fast, torch.linalg.solve(gram, rhs), rtol=1e-8, atol=1e-10)
+
+
+def test_singular_gram_falls_back_to_a_dense_solve(monkeypatch):
+    """A source whose two channels are identical makes G singular: the Levinson recursion's
+    answer fails the residual check and the dense solver takes over (finite filters)."""
+    from bootsep.metrics import bsseval_v4 as v4
+
+    rng = np.random.default_rng(11)
+    refs = music_like(rng, 2, 2, 2000)
+    refs[0, 1] = refs[0, 0]
+    rr, rhs = _corr_and_rhs(refs, leaky_estimates(rng, refs), 16)
+    dense_calls = []
+    real = v4._solve_psd
+    monkeypatch.setattr(v4, "_solve_psd", lambda g, r: dense_calls.append(1) or real(g, r))
+    out = v4._toeplitz_solve(rr, rhs)
+    assert dense_calls and torch.isfinite(out).all()

@@ -29,12 +29,18 @@ with references ``s_i`` and estimates ``ŝ_j`` of ``n_src`` sources, each ``chan
 
 This is ``museval.evaluate(references, estimates, win=window, hop=hop, mode='v4')`` (estimate
 ``j`` scored against reference ``j``, no permutation search), computed in float64 in torch:
-correlations by blocked FFTs (memory bounded by ``chunk_bytes``, not by the track's length), one
-Cholesky factorisation of ``G`` for all estimates (LU, then least squares, as fallbacks when ``G``
-is not numerically positive definite), and the per-frame energies from the filtered spectra by
-Parseval, frames batched in chunks. Any device; several tracks of the same length form a batch.
-One difference: museval refuses a track whose reference or estimate is silent *throughout*
-(``ValueError``); here its frames are all undefined (``nan``).
+correlations by blocked FFTs (memory bounded by ``chunk_bytes``, not by the track's length), the
+normal equations of all estimates at once by the block Levinson recursion (``G`` is block
+Toeplitz), kept when its residual is as small as a backward-stable solver's, else a dense
+Cholesky factorisation (LU, then least squares, when ``G`` is not numerically positive
+definite), and the per-frame energies from the filtered spectra by Parseval, frames batched in
+chunks. Any device; several tracks of the same length form a batch.
+Differences: museval refuses a track whose reference or estimate is silent *throughout*
+(``ValueError``); here its frames are all undefined (``nan``). Where ``G`` is (nearly) singular
+— a source whose channels are exactly equal, or references with no energy over a band of
+frequencies (e.g. white noise through a steep low-pass) — the filters are not determined by the
+data, museval's own ISR/SIR/SAR then depend on its LAPACK's round-off, and no other solver
+reproduces them; music recordings are far from that (see ``bench/metrics_speed.py``).
 
 The track-level number people report is the median over a track's frames
 (:func:`frame_medians`; museval writes ``inf`` as ``NaN`` in its JSON, so only finite frames
@@ -183,6 +189,97 @@ def _solve_psd(reg: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def _block_levinson(blocks: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+    """Solve ``T x = b`` for a symmetric positive definite block Toeplitz ``T``.
+
+    Args:
+        blocks: ``(..., L, K, K)``: ``R_0 .. R_{L-1}``; ``T``'s block ``(i, j)`` is ``R_{i-j}``
+            with ``R_{-m} = R_m^T``.
+        rhs: ``(..., L, K, M)``, block ``i`` of ``b``.
+    Returns:
+        ``x`` ``(..., L, K, M)``.
+
+    The block Levinson recursion (Whittle / Wiggins-Robinson; forward and backward predictors
+    of growing order, and the solution extended one block at a time): ``O(L² K³)`` operations
+    instead of the ``O(L³ K³)`` of a dense factorisation. A singular step gives non-finite
+    values (no exception); :func:`_toeplitz_solve` checks the result.
+    """
+
+    def _solve(a, b):
+        return torch.linalg.solve_ex(a, b)[0]
+
+    *lead, n_lags, k, _ = blocks.shape
+    m = rhs.shape[-1]
+    # [R_{L-1}, ..., R_1, R_0] and [R_1^T, ..., R_{L-1}^T] side by side: (..., K, L K)
+    row = blocks.flip(-3).transpose(-3, -2).reshape(*lead, k, n_lags * k)
+    row_t = blocks[..., 1:, :, :].transpose(-1, -2).transpose(-3, -2).reshape(
+        *lead, k, (n_lags - 1) * k)
+    eye = torch.eye(k, dtype=blocks.dtype, device=blocks.device).expand(*lead, k, k)
+    fwd, bwd = eye.clone(), eye.clone()  # stacked (..., n K, K)
+    e_f = e_b = blocks[..., 0, :, :]
+    x = _solve(e_f, rhs[..., 0, :, :])  # stacked (..., n K, M)
+    zeros_k = torch.zeros(*lead, k, k, dtype=blocks.dtype, device=blocks.device)
+    zeros_m = torch.zeros(*lead, k, m, dtype=blocks.dtype, device=blocks.device)
+    for n in range(1, n_lags):
+        lagged = row[..., (n_lags - 1 - n) * k:(n_lags - 1) * k]  # [R_n, ..., R_1]
+        eps_f = lagged @ fwd
+        eps_b = row_t[..., :n * k] @ bwd
+        alpha_f = -_solve(e_b, eps_f)
+        alpha_b = -_solve(e_f, eps_b)
+        fwd_ext = torch.cat([fwd, zeros_k], dim=-2)
+        bwd_ext = torch.cat([zeros_k, bwd], dim=-2)
+        fwd, bwd = fwd_ext + bwd_ext @ alpha_f, bwd_ext + fwd_ext @ alpha_b
+        e_f, e_b = e_f + eps_b @ alpha_f, e_b + eps_f @ alpha_b
+        gamma = _solve(e_b, rhs[..., n, :, :] - lagged @ x)
+        x = torch.cat([x, zeros_m], dim=-2) + bwd @ gamma
+    return x.reshape(*lead, n_lags, k, m)
+
+
+def _toeplitz_solve(corr: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+    """Solve museval's normal equations ``(G + eps I) x = rhs``.
+
+    Args:
+        corr: ``(..., K, K, 2L - 1)`` correlations ``r_pq(m)`` at index ``m + L - 1``; ``G``'s
+            entry ``((p, k), (q, l))`` is ``r_pq(k - l)``.
+        rhs: ``(..., K L, M)`` with rows ``(p, k)``.
+    Returns:
+        ``x`` ``(..., K L, M)``.
+
+    The block Levinson recursion first; its solution is kept when its residual is as small as
+    a backward-stable solver's (``||G x - rhs|| <= 1e-10 ||G|| ||x||``), otherwise (an
+    ill-conditioned ``G``) the dense ``G`` is factorised (:func:`_solve_psd`).
+    """
+    *lead, k, _, span = corr.shape
+    lags = (span + 1) // 2
+    m = rhs.shape[-1]
+    blocks = corr[..., lags - 1:].permute(*range(len(lead)), -1, -3, -2)  # (..., L, K, K)
+    blocks = blocks.clone()
+    blocks[..., 0, :, :].diagonal(dim1=-2, dim2=-1).add_(_GRAM_EPS)
+    b = rhs.reshape(*lead, k, lags, m).transpose(-3, -2)  # (..., L, K, M)
+    x = _block_levinson(blocks, b)  # (..., L, K, M)
+    # residual: (G x)_k = sum_l R_{k-l} x_l is a convolution over lags, done by FFT
+    n_fft = 1 << (3 * lags - 2).bit_length()
+    seq = corr.clone()
+    seq[..., lags - 1].diagonal(dim1=-2, dim2=-1).add_(_GRAM_EPS)
+    conv = torch.einsum("...pqf,...qmf->...pmf", torch.fft.rfft(seq, n=n_fft),
+                        torch.fft.rfft(x.permute(*range(len(lead)), -2, -1, -3), n=n_fft))
+    gx = torch.fft.irfft(conv, n=n_fft)[..., lags - 1:2 * lags - 1]  # (..., K, M, L)
+    residual = torch.linalg.vector_norm(gx - b.permute(*range(len(lead)), -2, -1, -3),
+                                        dim=(-3, -2, -1))
+    weight = 2.0 * (lags - torch.arange(lags, dtype=corr.dtype, device=corr.device))
+    weight[0] = lags
+    g_norm = torch.sqrt(blocks.square().sum((-2, -1)) @ weight)
+    bound = 1e-10 * g_norm * torch.linalg.vector_norm(x, dim=(-3, -2, -1))
+    out = x.transpose(-3, -2).reshape(*lead, k * lags, m)
+    bad = ~(residual <= bound)
+    if bad.any():  # dense factorisation for those
+        toeplitz = corr[bad].flip(-1).unfold(-1, lags, 1).flip(-2)  # (n, K, K, L, L)
+        gram = toeplitz.permute(0, 1, 3, 2, 4).reshape(-1, k * lags, k * lags)
+        gram.diagonal(dim1=-2, dim2=-1).add_(_GRAM_EPS)
+        out[bad] = _solve_psd(gram, rhs[bad])
+    return out
+
+
 def _filters(ref: torch.Tensor, est: torch.Tensor, lags: int, chunk_bytes: int
              ) -> tuple[torch.Tensor, torch.Tensor]:
     """The track's distortion filters.
@@ -198,20 +295,15 @@ def _filters(ref: torch.Tensor, est: torch.Tensor, lags: int, chunk_bytes: int
     k = n_src * chans
     r_rr, r_re = _correlations(ref.reshape(batch, k, n), est.reshape(batch, k, n), lags,
                                chunk_bytes)
-    # G[(p,k),(q,l)] = r_pq(k - l): row k of a block is flip(r)[L-1-k : 2L-1-k]
-    toeplitz = r_rr.flip(-1).unfold(-1, lags, 1).flip(-2)  # (B, K, K, L, L)
-    gram = toeplitz.permute(0, 1, 3, 2, 4).reshape(batch, k * lags, k * lags)
-    del r_rr, toeplitz
-    gram.diagonal(dim1=-2, dim2=-1).add_(_GRAM_EPS)  # museval's G + eps I (its blocks too)
     # D[(p,k), o] = sum_n x_p[n] est_o[n + k], k = 0 .. L-1
     cross = r_re[..., lags - 1:].permute(0, 1, 3, 2).reshape(batch, k * lags, k)
-    full = _solve_psd(gram, cross).reshape(batch, n_src, chans, lags, n_src, chans)
-    # per source: its own block of G, against its own estimate's columns
-    blocks = gram.reshape(batch, n_src, chans * lags, n_src, chans * lags)
+    full = _toeplitz_solve(r_rr, cross).reshape(batch, n_src, chans, lags, n_src, chans)
+    # per source: its own channels' correlations, against its own estimate's columns
+    per_src = r_rr.reshape(batch, n_src, chans, n_src, chans, -1)
     idx = torch.arange(n_src, device=ref.device)
-    own_gram = blocks[:, idx, :, idx, :].transpose(0, 1)  # (B, J, CL, CL)
+    own_corr = per_src[:, idx, :, idx].transpose(0, 1)  # (B, J, C, C, 2L-1)
     own_cross = cross.reshape(batch, n_src, chans * lags, n_src, chans)[:, idx, :, idx, :]
-    own = _solve_psd(own_gram, own_cross.transpose(0, 1))
+    own = _toeplitz_solve(own_corr, own_cross.transpose(0, 1))
     return full, own.reshape(batch, n_src, chans, lags, chans)
 
 
