@@ -20,6 +20,7 @@ whitened_kmeans    1 - L_WKM / (D + K) on the KMeans assignment (see function)  
 dpcl_classic       1 - deep-clustering loss of the unit-normalised features vs KMeans     [0, 1]
 spatial            jensen_shannon x cluster balance (K x smallest GMM share + 1e-3)      [0, 1]
 spatial_margin     on posterior features: mean (K max p - 1)/(K - 1) x (K min share + 1e-3) [0, 1]
+                   (``nan`` for features that are not K posteriors)
 ================== ====================================================================== ========
 
 ``spatial`` is the predecessor's confidence of its spatial-clustering teacher (on the IPD/ILD
@@ -236,10 +237,9 @@ class _Points:
         return float(np.clip(js, 0.0, 1.0))
 
     def spatial_margin(self) -> float:
-        if self.x.shape[0] >= 1 and self.x.shape[1] != self.k:
-            raise ValueError(f"spatial_margin needs posterior features with {self.k} columns, got "
-                             f"{self.x.shape[1]}")
-        if self.status == "nan":
+        if self.status != "ok":
+            return math.nan if self.status == "nan" else 0.0
+        if self.x.shape[1] != self.k:  # not posteriors: not applicable
             return math.nan
         k = self.k
         margin = float(np.mean((k * self.x.max(axis=1) - 1.0) / (k - 1.0)))
