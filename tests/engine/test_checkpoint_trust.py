@@ -72,8 +72,9 @@ def test_every_loader_refuses_a_pickled_checkpoint_and_runs_nothing(tmp_path, wr
     # the Python loaders
     with pytest.raises(UserError, match="convert --checkpoint"):
         load_checkpoint(hostile)
-    with pytest.raises(PickledFileError):
+    with pytest.raises(PickledFileError, match="convert --checkpoint") as e:
         load_model(hostile)
+    assert isinstance(e.value, UserError)
     with pytest.raises(UserError, match="convert --checkpoint"):
         load_separator(hostile)
     for legacy in (True, False):  # torch's old (non-zip) format, and a bare pickle

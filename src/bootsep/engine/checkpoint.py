@@ -120,11 +120,6 @@ def save_checkpoint(path: str | Path, payload: dict) -> Path:
     return Path(path)
 
 
-def convert_hint(path: str | Path) -> str:
-    return (f"python main.py convert --checkpoint {path} --output NEW.pth --trust "
-            "(only for a file you trust: converting runs its code once)")
-
-
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     """Load a checkpoint dict with ``weights_only=True``; a missing, unreadable or pickled
     (code-carrying) file is a :class:`UserError`. Nothing in the file runs."""
@@ -134,11 +129,8 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
                         f"train.init_from_checkpoint / the separator at an existing .pth file)")
     try:
         ckpt = safe_torch_load(path, map_location=map_location)
-    except PickledFileError as e:
-        raise UserError(f"refusing to load checkpoint {path}: it needs pickled Python objects "
-                        f"({e}), and bootsep never runs code from a file; it may be a checkpoint "
-                        f"from an older bootsep: if you trust it, convert it once with "
-                        f"{convert_hint(path)}") from None
+    except PickledFileError:  # names the file and `main.py convert ... --trust`
+        raise
     except Exception as e:  # corrupted / not a torch file
         raise UserError(f"cannot read checkpoint {path}: {e}") from e
     if not isinstance(ckpt, dict) or "model" not in ckpt:

@@ -206,7 +206,7 @@ def load_model(serialized: dict | str | os.PathLike,
     ``serialized`` may also be a path to a ``torch.save``d file holding that dict or a whole
     checkpoint (its ``'model'`` entry is used); the file is read with ``weights_only=True``
     (plain data, never code; a file needing pickles raises
-    :class:`bootsep.utils.io.PickledFileError`). The state dict is loaded strictly; the model
+    :class:`bootsep.utils.io.PickledFileError`, a UserError). The state dict is loaded strictly; the model
     is moved to ``device`` and returned in ``eval()`` mode (call ``.train()`` to resume training).
     """
     if isinstance(serialized, str | os.PathLike):

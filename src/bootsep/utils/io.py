@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .errors import UserError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None):
@@ -87,9 +89,9 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
         torch.save(obj, tmp)
 
 
-class PickledFileError(ValueError):
+class PickledFileError(UserError, ValueError):
     """A torch file that needs Python objects (pickled code) to load; :func:`safe_torch_load`
-    refuses it."""
+    refuses it. The message names the file and the opt-in converter."""
 
 
 def safe_torch_load(path: str | os.PathLike, map_location="cpu"):
@@ -113,7 +115,12 @@ def safe_torch_load(path: str | os.PathLike, map_location="cpu"):
         lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
         glob = next((ln for ln in lines if "GLOBAL" in ln), None)
         if glob is not None:
-            raise PickledFileError(glob.split(" was not")[0]) from None
+            raise PickledFileError(
+                f"refusing to load {path}: it needs pickled Python objects "
+                f"({glob.split(' was not')[0]}), and bootsep never runs code from a file; if it "
+                f"is a checkpoint from an older bootsep and you trust it, convert it once with "
+                f"python main.py convert --checkpoint {path} --output NEW.pth --trust (converting "
+                f"runs the file's code, so only for files you trust)") from None
         detail = next((ln for ln in lines if ln.startswith("Unsupported")), lines[-1] if lines else "")
         raise ValueError(f"not a readable torch file ({detail})") from None
 
