@@ -46,9 +46,21 @@ def test_a_binding_of_the_wrong_type_is_one_line_and_freezes_nothing(tmp_path, w
     assert named in err and "divisible" not in err
     # the bad binding was not frozen into the run folder for later `-o RUN` invocations
     assert not (run / "config.gin").exists() and not (run / "checkpoints").exists()
+
+
+def test_a_failed_train_freezes_nothing_and_a_valid_one_then_works(tmp_path, write_config,
+                                                                    capsys):
+    cfg = write_config(**{"train.num_epochs": 1, "train.epoch_length": 1})
+    run = tmp_path / "run"
+    assert _train(cfg, run, "Chimera.rnn_type = 'cnn'") == 2  # fails while building the model
+    assert "cnn" in _error(capsys)
+    assert not (run / "config.gin").exists() and not (run / "checkpoints").exists()
     assert _train(cfg, run) == 0
-    assert (run / "config.gin").is_file() and binding not in (run / "config.gin").read_text()
+    assert (run / "config.gin").is_file() and "cnn" not in (run / "config.gin").read_text()
     assert load_checkpoint(checkpoint_path(run, "latest"))["epoch"] == 1
+    gin.clear_config()  # and the frozen config alone now drives the run
+    assert main(["train", "-o", str(run), "-b", "train.num_epochs = 2"]) == 0
+    assert load_checkpoint(checkpoint_path(run, "latest"))["epoch"] == 2
 
 
 def test_a_failed_evaluate_leaves_no_config(tmp_path, write_config, capsys):
