@@ -600,7 +600,8 @@ def main() -> None:
     p.add_argument("--pairs", action="store_true",
                    help="when no single step improves, also try pairs of steps (slower)")
     p.add_argument("--no-search", action="store_true",
-                   help="only evaluate the committed configs (held out) and the confidence")
+                   help="only evaluate the committed configs (held out) and the confidence (the "
+                        "search-split rho comes from --out's search.json when there)")
     args = p.parse_args()
     torch.set_num_threads(1)
     t0 = time.time()
@@ -689,6 +690,11 @@ def main() -> None:
         summary["search"] = res
         atomic_write_json(out_dir / "search.json", summary)
 
+    elif (out_dir / "search.json").is_file():  # the last search's rho on the search splits
+        summary["search"] = json.loads((out_dir / "search.json").read_text()).get("search", {})
+        if "rho_search" not in summary["search"]:
+            del summary["search"]
+
     # held-out figures of the committed configs, through their real classes
     results: dict = {d["name"]: {} for d in domains}
     rho: dict = {}
@@ -725,11 +731,11 @@ def main() -> None:
         for part in [p for p in ("search", "heldout") if all(p in rho[d] for d in rho)]:
             print(f"\nSpearman rho, confidence vs the default teacher's vocals SI-SDR per "
                   f"segment ({part} split):")
-            print(f"{'measure':26s}" + "".join(f"{d:>16s}" for d in rho) + f"{'worst':>8s}")
+            print(f"{'measure':32s}" + "".join(f"{d:>16s}" for d in rho) + f"{'worst':>8s}")
             for m in names:
                 vals = [rho[d][part][m] for d in rho]
                 worst = min((v for v in vals if v is not None), default=float("nan"))
-                print(f"{m:26s}" + "".join(f"{(v if v is not None else float('nan')):16.3f}"
+                print(f"{m:32s}" + "".join(f"{(v if v is not None else float('nan')):16.3f}"
                                            for v in vals) + f"{worst:8.3f}")
         part = "search" if all("search" in rho[d] for d in rho) else "heldout"
         worst = {m: min((rho[d][part][m] for d in rho if rho[d][part][m] is not None),
