@@ -9,7 +9,14 @@
 4. ``organize`` keeps the top 80 % by the spatial confidence;
 5. ``all`` trains and evaluates the single-channel student on microphone 0 of those
    pseudo-sources (``student.gin``) and the same model and budget on the ground truth
-   (``supervised.gin``); both are tested on microphone 0 of the test mixtures.
+   (``supervised.gin``); both are tested on microphone 0 of the test mixtures. The network is a
+   small chimera (``model.gin`` + ``chimera.gin``, mask head evaluated; ``--model dc``: the
+   deep-clustering network alone, which at this budget did not learn to split the talkers).
+
+Options: ``--confidence margin`` (default; organize by ``spatial_margin`` on the teacher's
+posteriors) or ``js`` (the predecessor's ``spatial`` JS x balance on the IPD features,
+``confidence_js.gin``); ``--epochs`` (default 10 of 50 steps of 8 two-second excerpts);
+``--rooms-per-utterance`` (training rooms per tr utterance, default 2).
 
 Prints per-system figures, then as its LAST line one JSON object::
 
@@ -78,10 +85,13 @@ def main() -> int:
     ap.add_argument("--runs", default="runs/spatial_bench")
     ap.add_argument("--rooms-per-utterance", type=int, default=2,
                     help="training rooms per tr utterance (more pseudo-labelled mixtures)")
-    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--confidence", choices=("margin", "js"), default="margin",
                     help="organize by 'spatial_margin' on the teacher's posteriors (default) or by "
                          "the predecessor's 'spatial' JS(GMM1, GMM2) x balance on its IPD features")
+    ap.add_argument("--model", choices=("dc", "chimera"), default="chimera",
+                    help="student/supervised network: model.gin's deep clustering, or with "
+                         "chimera.gin its chimera (evaluated with the mask head; default)")
     ap.add_argument("--bind", action="append", default=[],
                     help="extra -b binding for both trainings (e.g. 'train.confidence_power = None')")
     args = ap.parse_args()
@@ -128,15 +138,17 @@ def main() -> int:
     binds = ["-b", f"train.num_epochs = {args.epochs}"]
     for b in args.bind:
         binds += ["-b", b]
-    for name, out in (("student", f"student_{tag}"), ("supervised", "supervised")):
+    sfx, extra = ("_chimera", [f"{EXP}/chimera.gin"]) if args.model == "chimera" else ("", [])
+    dirs = {"teacher": f"teacher_{tag}", "student": f"student_{tag}{sfx}",
+            "supervised": f"supervised{sfx}"}
+    for name in ("student", "supervised"):
         times[name] = run([py, main_py, "all", "-c", *data, f"{EXP}/model.gin", f"{EXP}/{name}.gin",
-                           "-o", str(runs / out), *where, *binds], env, log)
+                           *extra, "-o", str(runs / dirs[name]), *where, *binds], env, log)
 
     # ------------------------------------------------------------------ figures
     from scipy.stats import spearmanr
 
     figures = {}
-    dirs = {"teacher": f"teacher_{tag}", "student": f"student_{tag}", "supervised": "supervised"}
     for name in ("teacher", "student", "supervised"):
         r = results(runs / dirs[name] / "results")
         figures[name] = statistics.fmean(r.values())
@@ -166,7 +178,7 @@ def main() -> int:
            "train_mixtures": len(rows), "kept": len(kept_q),
            "test_mixtures": len(results(runs / dirs["student"] / "results")),
            "confidence": measure,
-           "epochs": args.epochs, "seconds": {k: round(v) for k, v in times.items()}}
+           "epochs": args.epochs, "model": args.model, "seconds": {k: round(v) for k, v in times.items()}}
     print(json.dumps(out))
     return 0
 
