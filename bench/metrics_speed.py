@@ -248,7 +248,7 @@ def memory_probe(minutes: float, sample_rate: int = 44100, n_src: int = 4,
     n = int(minutes * 60 * sample_rate)
     gen = torch.Generator().manual_seed(0)
     refs = torch.randn(1, n_src, channels, n, generator=gen)
-    est = 0.9 * refs + 0.1 * torch.randn(1, n_src, channels, n, generator=gen)
+    est = torch.randn(1, n_src, channels, n, generator=gen).mul_(0.1).add_(refs, alpha=0.9)
     baseline = rss_mb()
     start = time.perf_counter()
     out = bss_eval_v4(est, refs, sample_rate)

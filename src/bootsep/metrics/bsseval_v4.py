@@ -124,6 +124,23 @@ def _padded_slice(x: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
     return torch.nn.functional.pad(seg, (max(0, -lo), max(0, hi - max(lo, n))))
 
 
+def _cross_spectra(x: torch.Tensor, y: torch.Tensor, n_fft: int) -> tuple[torch.Tensor, ...]:
+    """``sum over segments of conj(X_p) X_q`` and ``conj(X_p) Y_q``, per frequency.
+
+    Args:
+        x, y: ``(B, K, segments, length)`` float64.
+    Returns:
+        two ``(B, F, K, K)`` complex128 (a product per frequency of contiguous ``(K, segments)``
+        and ``(segments, K)`` matrices: fast for many small matrices).
+    """
+    xf = torch.fft.rfft(x, n=n_fft)
+    xt = xf.permute(0, 3, 2, 1).contiguous()  # (B, F, nb, K)
+    xh = xf.conj().permute(0, 3, 1, 2).contiguous()  # (B, F, K, nb)
+    del xf
+    yt = torch.fft.rfft(y, n=n_fft).permute(0, 3, 2, 1).contiguous()
+    return xh @ xt, xh @ yt
+
+
 def _correlations(ref: torch.Tensor, est: torch.Tensor, lags: int,
                   chunk_bytes: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Whole-track correlations ``r[p, q, m] = sum_n x_p[n] y_q[n + m - (lags - 1)]``.
@@ -135,40 +152,52 @@ def _correlations(ref: torch.Tensor, est: torch.Tensor, lags: int,
     Returns:
         ``(ref x ref, ref x est)`` correlations, each ``(batch, K, K, 2L - 1)``.
 
-    Computed over blocks of ``T`` samples: the block of ``x`` against ``y`` extended by ``L - 1``
-    samples on each side (zeros beyond the track), FFT size ``T + 2L - 2``; the cross-spectra are
-    summed over blocks, so one inverse FFT gives the whole-track correlations.
+    Computed over windows ``W_b = [b T - (L-1), (b+1) T + (L-1))`` (zeros beyond the track):
+    every pair of samples at most ``L - 1`` apart lies in some window, and the pairs inside the
+    ``2L - 2`` samples two consecutive windows share are counted twice, so the sum over windows
+    of their correlations minus the sum over those overlaps' is exact. The cross-spectra are
+    summed over windows, so one inverse FFT gives the whole-track correlations; only a chunk of
+    windows is in memory at a time.
     """
     batch, k, n = ref.shape
     span = 2 * lags - 2
     n_fft = max(1 << 16, 1 << (4 * span).bit_length())
-    block = n_fft - span
+    block = n_fft - span - (lags - 1)  # window + (L - 1) lags fit without wrapping
     n_bins = n_fft // 2 + 1
     n_blocks = -(-n // block)
-    per_block = batch * 3 * k * n_bins * 16 * 3  # spectra + products, complex128
+    per_block = batch * k * n_bins * 16 * 5  # spectra and their contiguous copies
     blocks_per_chunk = max(1, int(chunk_bytes // max(per_block, 1)))
     acc_rr = torch.zeros(batch, n_bins, k, k, dtype=torch.complex128, device=ref.device)
     acc_re = torch.zeros_like(acc_rr)
     for first in range(0, n_blocks, blocks_per_chunk):
         last = min(n_blocks, first + blocks_per_chunk)
-        # (batch, K, blocks, block + span) windows of the signals extended by L-1 samples on
-        # each side (zeros beyond the track; only this chunk is copied)
         lo, hi = first * block - (lags - 1), last * block + lags - 1
         win_r = _padded_slice(ref, lo, hi).double().unfold(-1, block + span, block)
         win_e = _padded_slice(est, lo, hi).double().unfold(-1, block + span, block)
-        x = torch.fft.rfft(win_r[..., lags - 1:lags - 1 + block], n=n_fft)  # block only
-        # sum over blocks of conj(X_p) Y_q, per frequency: (B, F, K, nb) @ (B, F, nb, K);
-        # contiguous operands keep the many small matrix products fast
-        xh = x.conj().permute(0, 3, 1, 2).contiguous()
-        del x
-        for acc, ext in ((acc_rr, win_r), (acc_re, win_e)):
-            y = torch.fft.rfft(ext, n=n_fft).permute(0, 3, 2, 1).contiguous()
-            acc += xh @ y
-            del y
+        rr, re = _cross_spectra(win_r, win_e, n_fft)
+        acc_rr += rr
+        acc_re += re
+        del rr, re, win_r, win_e
+    # the overlaps of consecutive windows: [(b+1) T - (L-1), (b+1) T + (L-1)), b < n_blocks - 1
+    small = 1 << (3 * lags - 3).bit_length()
+    acc_small = [torch.zeros(batch, small // 2 + 1, k, k, dtype=torch.complex128,
+                             device=ref.device) for _ in range(2)]
+    per_overlap = batch * k * (small // 2 + 1) * 16 * 5
+    overlaps_per_chunk = max(1, int(chunk_bytes // per_overlap))
+    for first in range(0, n_blocks - 1, overlaps_per_chunk):
+        last = min(n_blocks - 1, first + overlaps_per_chunk)
+        lo, hi = (first + 1) * block - (lags - 1), last * block + lags - 1
+        ov_r = _padded_slice(ref, lo, hi).double().unfold(-1, span, block)
+        ov_e = _padded_slice(est, lo, hi).double().unfold(-1, span, block)
+        rr, re = _cross_spectra(ov_r, ov_e, small)
+        acc_small[0] += rr
+        acc_small[1] += re
     out = []
-    for acc in (acc_rr, acc_re):
+    for acc, acc_o in zip((acc_rr, acc_re), acc_small):
         corr = torch.fft.irfft(acc.permute(0, 2, 3, 1), n=n_fft)  # (B, K, K, n_fft)
-        out.append(corr[..., :2 * lags - 1])
+        corr_o = torch.fft.irfft(acc_o.permute(0, 2, 3, 1), n=small)
+        lag_idx = torch.arange(-(lags - 1), lags, device=ref.device)
+        out.append(corr[..., lag_idx % n_fft] - corr_o[..., lag_idx % small])
     return out[0], out[1]
 
 
