@@ -22,7 +22,9 @@ A stage is finished when ``RUN/bootstrap.json`` records it (written atomically a
 stage's last output): a rerun of the same command skips finished stages and resumes the first
 unfinished one (which itself resumes: ``separate`` skips finished segments, ``train`` continues
 from ``checkpoints/latest.pth``, ``evaluate`` skips scored songs). ``compare`` is a report over
-finished evaluations and is always rebuilt.
+finished evaluations and is always rebuilt. A Slurm array task (``SLURM_ARRAY_TASK_ID`` /
+``SLURM_ARRAY_TASK_COUNT``, or ``--shard I/N`` where the CLI has it) runs only its shard of the
+separate stage and leaves the stage unfinished; the plain command afterwards finishes it.
 
 The recipe (``musdb/recipes/{tiny,small,paper}.gin``) holds every setting but the paths; the
 command binds those (``separate.folders``, ``organize.*``, ``BootstrappedDataset.folder`` and the
