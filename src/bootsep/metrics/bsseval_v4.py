@@ -183,7 +183,8 @@ def _correlations(ref: torch.Tensor, est: torch.Tensor, lags: int,
     acc_small = [torch.zeros(batch, small // 2 + 1, k, k, dtype=torch.complex128,
                              device=ref.device) for _ in range(2)]
     per_overlap = batch * k * (small // 2 + 1) * 16 * 5
-    overlaps_per_chunk = max(1, int(chunk_bytes // per_overlap))
+    # (as many as windows per chunk: the slice copied for them spans that many windows)
+    overlaps_per_chunk = max(1, min(int(chunk_bytes // per_overlap), blocks_per_chunk))
     for first in range(0, n_blocks - 1, overlaps_per_chunk):
         last = min(n_blocks - 1, first + overlaps_per_chunk)
         lo, hi = (first + 1) * block - (lags - 1), last * block + lags - 1
