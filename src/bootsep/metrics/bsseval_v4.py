@@ -133,12 +133,9 @@ def _cross_spectra(x: torch.Tensor, y: torch.Tensor, n_fft: int) -> tuple[torch.
         two ``(B, F, K, K)`` complex128 (a product per frequency of contiguous ``(K, segments)``
         and ``(segments, K)`` matrices: fast for many small matrices).
     """
-    xf = torch.fft.rfft(x, n=n_fft)
-    xt = xf.permute(0, 3, 2, 1).contiguous()  # (B, F, nb, K)
-    xh = xf.conj().permute(0, 3, 1, 2).contiguous()  # (B, F, K, nb)
-    del xf
-    yt = torch.fft.rfft(y, n=n_fft).permute(0, 3, 2, 1).contiguous()
-    return xh @ xt, xh @ yt
+    xh = torch.fft.rfft(x, n=n_fft).conj().permute(0, 3, 1, 2).contiguous()  # (B, F, K, nb)
+    yt = torch.fft.rfft(y, n=n_fft).permute(0, 3, 2, 1).contiguous()  # (B, F, nb, K)
+    return xh @ xh.mH, xh @ yt
 
 
 def _correlations(ref: torch.Tensor, est: torch.Tensor, lags: int,
