@@ -55,6 +55,8 @@ EXTRA = [
     ("evaluate", [*_MUSDB, "musdb/exp/chimera.gin", "musdb/exp/eval_bsseval_16k.gin"]),
     ("separate", [*_SPATIAL, "wham/exp/spatial/teacher.gin", "wham/exp/spatial/separate.gin",
                   "wham/exp/spatial/confidence_js.gin"]),
+    ("all", [*_SPATIAL, "wham/exp/spatial/data.gin", "wham/exp/spatial/model.gin",
+             "wham/exp/spatial/student.gin", "wham/exp/spatial/chimera.gin"]),
     *[("all", [*_MUSDB, f"musdb/exp/models/{m}_{n}src.gin"]) for n in (2, 4)
       for m in ("centroids", "dualpath", "mel_baseline", "openunmix")],
     *[("evaluate", ["musdb/demo/env.gin", "musdb/demo/data.gin", f"musdb/exp/primitives/{p}.gin"])
