@@ -304,11 +304,13 @@ def test_generated_command_opens_panes_in_a_real_tmux(tmp_path):
         assert len(rows) == 1 + 2  # no pane for run.sh
         assert [rows[1][1], rows[2][1]] == ["run0:lr_1", "run1:lr_10"]  # run names, given order
         assert rows[0][2] == "1"  # focus back on the original pane
-        deadline = time.time() + 20
+        deadline = time.time() + 90  # the pane runs python: slow on a loaded machine
         while time.time() < deadline and panes()[2][3] != "1":
             time.sleep(0.2)
         rows = panes()
-        assert rows[2][3:] == ["1", "0"] and rows[1][3] == "0"  # ended pane kept; run0 follows
+        # the ended pane is kept (its follower's exit status, or none when tmux saw it end by a
+        # signal on a loaded machine); run0's pane keeps following
+        assert rows[2][3] == "1" and rows[2][4] in ("0", "") and rows[1][3] == "0"
         shown = subprocess.run(tmux + ["capture-pane", "-p", "-S", "-", "-t", rows[2][0]],
                                capture_output=True, text=True, env=env, timeout=30).stdout
         assert "line 1" in shown and "[run1:lr_10 ended: exit status ok" in shown
