@@ -56,6 +56,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bootsep.bootstrap.separate import DEFAULT_CONFIDENCE
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "src"))
@@ -85,14 +87,10 @@ MAX_WEIGHT = 6
 #: organize's default measure, and the worst-domain rho gain a candidate needs to replace it
 CURRENT_CONFIDENCE = "combined"
 RHO_MARGIN = 0.05
-#: confidence candidates, in the format of bootsep.bootstrap.separate.DEFAULT_CONFIDENCE
+#: confidence candidates, in the format of bootsep.bootstrap.separate.DEFAULT_CONFIDENCE: what
+#: `separate` records by default, plus more thresholds
 CONFIDENCE_CANDIDATES = {
-    "silhouette": {},
-    "posterior": {},
-    "combined": {},
-    "fixed_posterior": {"min_frequency_hz": 250.0},
-    "combined_top10_above250": {"measure": "combined", "threshold_percentile": 90.0,
-                                "min_frequency_hz": 250.0},
+    **DEFAULT_CONFIDENCE,
     "combined_top10": {"measure": "combined", "threshold_percentile": 90.0},
     "combined_above250": {"measure": "combined", "min_frequency_hz": 250.0},
     "fixed_posterior_top10": {"measure": "fixed_posterior", "threshold_percentile": 90.0},
