@@ -34,10 +34,11 @@ DATA="$D/env.gin $D/data.gin"
 DEMO_ROOT=${BOOTSEP_DEMO_ROOT:-data/demo}
 UNLABELLED=${BOOTSEP_DEMO_UNLABELLED:-data/demo_unlabelled}
 # The teacher: the tiny recipe's, bootsep's primitive ensemble
-# (musdb/exp/primitives/primitive_clustering.gin; weights chosen on the demo's valid songs + 8
-# training songs, never on the test songs). The paper's weights:
-# ENSEMBLE=musdb/exp/primitives/primitive_clustering_reference.gin (a weaker teacher; its
-# student still beats it, by less: see the README). Use another -o (BOOTSEP_DEMO_RUNS) for it.
+# (musdb/exp/primitives/primitive_clustering.gin; weights chosen across three development
+# domains by bench/ensemble_domains.py, never on the demo's test songs). Others:
+# ENSEMBLE=musdb/exp/primitives/primitive_clustering_reference.gin (the paper's weights) or
+# ENSEMBLE=musdb/exp/primitives/primitive_clustering_demo.gin (tuned on the demo: stronger here,
+# weaker on real instruments); see the README. Use another -o (BOOTSEP_DEMO_RUNS) for each.
 TEACHER=${ENSEMBLE:+--teacher $ENSEMBLE}
 X=${BOOTSEP_DEMO_EXTRA_CONFIG:-}
 
