@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -119,3 +120,19 @@ def run_cli(args, capsys) -> tuple[int, str, str]:
         gin.clear_config()
     out, err = capsys.readouterr()
     return rc, out, err
+
+
+def tree(root: Path) -> dict:
+    """Every path under ``root`` -> (kind, content or link target, mtime): a snapshot to show
+    that nothing under ``root`` changed."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for n in dirnames + filenames:
+            p = Path(dirpath) / n
+            if p.is_symlink():
+                out[str(p)] = ("link", os.readlink(p))
+            elif p.is_file():
+                out[str(p)] = ("file", p.read_bytes(), p.stat().st_mtime_ns)
+            else:
+                out[str(p)] = ("dir",)
+    return out

@@ -21,6 +21,8 @@ from bootsep.bootstrap.organize import (
 )
 from bootsep.utils.errors import UserError
 
+from ._fakes import tree
+
 
 def fake_separated(folder: Path, confidences: dict, collection="train", labels=("a", "v"),
                    metrics=True) -> Path:
@@ -39,21 +41,6 @@ def fake_separated(folder: Path, confidences: dict, collection="train", labels=(
         (folder / "results").mkdir(parents=True, exist_ok=True)
         (folder / "results" / f"{name}.json").write_text(json.dumps(rec))
     return folder
-
-
-def tree(root: Path) -> dict:
-    """Every path under ``root`` -> (kind, content or link target, mtime)."""
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for n in dirnames + filenames:
-            p = Path(dirpath) / n
-            if p.is_symlink():
-                out[str(p)] = ("link", os.readlink(p))
-            elif p.is_file():
-                out[str(p)] = ("file", p.read_bytes(), p.stat().st_mtime_ns)
-            else:
-                out[str(p)] = ("dir",)
-    return out
 
 
 def test_percentile_ranks_and_named_ranges():

@@ -19,7 +19,7 @@ from bootsep.bootstrap.separate import (
 from bootsep.primitives.confidence import compute_confidences
 from bootsep.utils.errors import UserError
 
-from ._fakes import SoftBandSeparator, make_song_folder, tone_song, write_wav
+from ._fakes import SoftBandSeparator, make_song_folder, tone_song, tree, write_wav
 
 SR = 16000
 
@@ -241,35 +241,19 @@ def test_windowed_file_mode_matches_whole_files(tmp_path, sep_class):
 
 
 # ----------------------------------------------------------------------------- ownership
-def _snapshot(root):
-    """Every file under ``root`` -> (bytes, mtime_ns); links -> their target."""
-    import os
-    from pathlib import Path
-
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for n in dirnames + filenames:
-            p = Path(dirpath) / n
-            if p.is_symlink():
-                out[str(p)] = ("link", os.readlink(p))
-            elif p.is_file():
-                out[str(p)] = (p.read_bytes(), p.stat().st_mtime_ns)
-    return out
-
-
 def test_file_mode_never_replaces_a_file_it_did_not_write(tmp_path):
     voc, acc = tone_song(SR, SR)
     src = write_wav(tmp_path / "in" / "song.wav", voc + acc, SR)
     out = tmp_path / "out"
     out.mkdir()
     (out / "vocals.wav").write_bytes(b"the user's own vocals")
-    before = _snapshot(tmp_path)
+    before = tree(tmp_path)
     sep = SoftBandSeparator(SR)
     for force in (False, True):
         with pytest.raises(UserError, match=r"is not empty \(vocals.wav\) and was not written by "
                                             r"`separate` \(no separate.json\)"):
             separate_files(sep, [src], out, progress=False, force=force)
-    assert _snapshot(tmp_path) == before and sep.calls == 0
+    assert tree(tmp_path) == before and sep.calls == 0
 
 
 def test_file_mode_resumes_refuses_others_and_force_replaces_only_its_own(tmp_path):
@@ -325,11 +309,11 @@ def test_file_mode_writes_nothing_through_a_symlinked_folder(tmp_path):
 
     shutil.move(str(out / "a"), str(elsewhere / "a"))
     (out / "a").symlink_to(elsewhere / "a", target_is_directory=True)
-    before = _snapshot(elsewhere)
+    before = tree(elsewhere)
     with pytest.raises(UserError, match=r"is not inside --output .* through a symlink"):
         separate_files(SoftBandSeparator(SR, cutoff_hz=3000.0), [folder], out, progress=False,
                        force=True)
-    assert _snapshot(elsewhere) == before
+    assert tree(elsewhere) == before
 
 
 def test_segment_mode_refuses_a_folder_it_did_not_write(songs, tmp_path):
@@ -338,12 +322,12 @@ def test_segment_mode_refuses_a_folder_it_did_not_write(songs, tmp_path):
     (run / "results").mkdir(parents=True)
     (run / "results" / "test_song.json").write_text("{}")
     (run / "evaluation.json").write_text("{}")
-    before = _snapshot(run)
+    before = tree(run)
     sep = SoftBandSeparator(SR)
     with pytest.raises(UserError, match=r"--output .*run is not empty \(evaluation.json, "
                                         r"results\) and was not written by `separate`"):
         separate_segments(sep, segs, run, progress=False)
-    assert _snapshot(run) == before and sep.calls == 0
+    assert tree(run) == before and sep.calls == 0
     separate_files(sep, [songs / "song0" / "mixture.wav"], tmp_path / "files", progress=False)
     with pytest.raises(UserError, match="holds `separate` outputs of file mode"):
         separate_segments(sep, segs, tmp_path / "files", progress=False)
