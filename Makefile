@@ -8,13 +8,14 @@ STAMP  := $(VENV)/.bootsep-installed
 DEMO_RUNS ?= runs/demo
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install system-deps demo demo-chimera test lint bench help unsupervised
+.PHONY: install system-deps demo demo-chimera demo-chorales chorales test lint bench help unsupervised
 
 help:
 	@echo "make demo   - set up .venv, build demo data, run the paper in miniature, print the comparison"
 	@echo "make demo-chimera - the 5-minute engine demo: a chimera on the demo ground truth"
 	@echo "make test   - set up .venv, lint with ruff, run the test suite"
 	@echo "make bench  - run the benchmarks in bench/"
+	@echo "make demo-chorales - the same pipeline on the development Bach chorales (FluidSynth renders)"
 	@echo "make unsupervised - bootstrapping vs RemixIT vs MixIT on the demo (after make demo)"
 
 $(STAMP): pyproject.toml
@@ -57,6 +58,27 @@ test: install system-deps lint
 # Rerunning resumes/skips what is done.
 demo: install
 	@PY=$(BIN)/python BOOTSEP_DEMO_RUNS=$(DEMO_RUNS) sh musdb/demo/paper_demo.sh
+
+# The paper in miniature on real-instrument music (musdb/demo/chorales_demo.sh): the development
+# chorales of ../shared/devdata (12 train / 6 test songs, FluidR3) plus 40 unlabelled dev-pool
+# songs whose tunes are not in the test set, built once with the devdata generator (Debian's
+# fluidsynth + FluidR3 soundfont, music21 in .devdata-venv). Last line: the comparison table.
+DEVDATA ?= ../shared/devdata
+CHORALES_RUNS ?= runs/demo_chorales
+chorales:
+	@command -v fluidsynth >/dev/null 2>&1 && test -f /usr/share/sounds/sf2/FluidR3_GM.sf2 || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends fluidsynth fluid-soundfont-gm >/dev/null; }
+	@test -x .devdata-venv/bin/python || { $(PYTHON) -m venv .devdata-venv && \
+	  .devdata-venv/bin/pip install -q music21 musdb museval soundfile numpy scipy mido; }
+	@test -f data/chorales/manifest.json || .devdata-venv/bin/python $(DEVDATA)/make_chorales_musdb.py \
+	  --out data/chorales --soundfont /usr/share/sounds/sf2/FluidR3_GM.sf2 --n-train 12 --n-test 6 --seed 1
+	@test -f data/chorales_pool/manifest.json || .devdata-venv/bin/python $(DEVDATA)/make_chorales_musdb.py \
+	  --out data/chorales_pool --soundfont /usr/share/sounds/sf2/FluidR3_GM.sf2 \
+	  --exclude data/chorales/manifest.json --n-train 40 --n-test 0 --n-valid 0 --seed 31 --jobs 2
+
+demo-chorales: install chorales
+	@PY=$(BIN)/python BOOTSEP_DEMO_RUNS=$(CHORALES_RUNS) sh musdb/demo/chorales_demo.sh
 
 # The quick engine demo (5 min): a small chimera trained on the demo songs' ground truth;
 # last line: its report card.

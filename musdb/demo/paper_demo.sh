@@ -20,7 +20,10 @@
 # BLAS thread (OMP_NUM_THREADS=1 unless set), so the two trainings share two cores.
 # The last line printed is the path of the comparison table, runs/demo/comparison.md.
 # BOOTSEP_DEMO_EXTRA_CONFIG=FILE.gin is parsed after the configs of every step (e.g. to shrink
-# the whole experiment for a smoke test).
+# the whole experiment for a smoke test). Other data (musdb/demo/chorales_demo.sh uses these):
+# BOOTSEP_DEMO_ROOT (labelled train/valid/test folders), BOOTSEP_DEMO_PREPARE=0 (do not build the
+# procedural songs), BOOTSEP_DEMO_UNLABELLED_ARGS ("name=folder ..." for --unlabelled; no spaces
+# inside a folder name), BOOTSEP_DEMO_TITLE (the comparison's title).
 set -eu
 
 PY=${PY:-.venv/bin/python}
@@ -41,9 +44,13 @@ UNLABELLED=${BOOTSEP_DEMO_UNLABELLED:-data/demo_unlabelled}
 # weaker on real instruments); see the README. Use another -o (BOOTSEP_DEMO_RUNS) for each.
 TEACHER=${ENSEMBLE:+--teacher $ENSEMBLE}
 X=${BOOTSEP_DEMO_EXTRA_CONFIG:-}
+UNLABELLED_ARGS=${BOOTSEP_DEMO_UNLABELLED_ARGS:-"train=$DEMO_ROOT/train unlabelled=$UNLABELLED/train"}
+TITLE=${BOOTSEP_DEMO_TITLE:-"The paper in miniature: demo test songs"}
 
-"$PY" main.py prepare -c $D/env.gin $D/prepare.gin $X
-"$PY" main.py prepare -c $B/paths.gin $B/unlabelled.gin $X
+if [ "${BOOTSEP_DEMO_PREPARE:-1}" = 1 ]; then
+    "$PY" main.py prepare -c $D/env.gin $D/prepare.gin $X
+    "$PY" main.py prepare -c $B/paths.gin $B/unlabelled.gin $X
+fi
 
 mkdir -p "$RUNS/supervised"
 echo "training the supervised model in the background (log: $RUNS/supervised/train.out)"
@@ -56,7 +63,7 @@ echo "== 1-4. bootstrap (musdb/recipes/tiny.gin): the ensemble separates the tra
 echo "        unlabelled mixtures, organize keeps the top 80 %, the student trains on them;"
 echo "        teacher and student are scored on the test songs"
 "$PY" main.py bootstrap -c musdb/recipes/tiny.gin $X $TEACHER -o "$RUNS" \
-    --unlabelled "train=$DEMO_ROOT/train" "unlabelled=$UNLABELLED/train" \
+    --unlabelled $UNLABELLED_ARGS \
     --test "$DEMO_ROOT/test" --valid "$DEMO_ROOT/valid" \
     --stages separate organize train evaluate
 
@@ -70,8 +77,8 @@ trap - EXIT INT TERM
 
 echo "== 6. comparison"
 "$PY" main.py bootstrap -c musdb/recipes/tiny.gin $X $TEACHER -o "$RUNS" \
-    --unlabelled "train=$DEMO_ROOT/train" "unlabelled=$UNLABELLED/train" \
+    --unlabelled $UNLABELLED_ARGS \
     --test "$DEMO_ROOT/test" --valid "$DEMO_ROOT/valid" --stages compare \
     -b "bootstrap.teacher_name = 'ensemble'" -b "bootstrap.student_name = 'bootstrapped'" \
     -b "bootstrap.extra_systems = {'supervised': '$RUNS/supervised'}" \
-    -b "bootstrap.title = 'The paper in miniature: demo test songs'"
+    -b "bootstrap.title = '$TITLE'"
