@@ -68,17 +68,16 @@ def file_windows(frames: int, window: int, overlap: int) -> list[tuple[int, int]
 
 def _best_order(tail: np.ndarray, head: np.ndarray) -> list[int]:
     """The permutation of ``head``'s sources (n, C, L) that best matches ``tail`` (n, C, L),
-    by summed normalised correlation."""
-    import itertools
+    by summed normalised correlation (:func:`~bootsep.metrics.permutation.best_permutation`)."""
+    from ..metrics.permutation import best_permutation
 
     n = tail.shape[0]
     a = tail.reshape(n, -1)
     b = head.reshape(n, -1)
     a = a / (np.linalg.norm(a, axis=1, keepdims=True) + 1e-12)
     b = b / (np.linalg.norm(b, axis=1, keepdims=True) + 1e-12)
-    corr = a @ b.T
-    best = max(itertools.permutations(range(n)), key=lambda p: sum(corr[i, p[i]] for i in range(n)))
-    return list(best)
+    corr = a @ b.T  # (tail = reference, head = estimate)
+    return best_permutation(corr.T[None], maximize=True)[0].tolist()
 
 
 def _separate_windowed(separator, path: Path, sr: int, frames: int, channels: int,

@@ -17,7 +17,6 @@ Data flow of one step (everything after the DataLoader runs on ``device``):
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import math
 import time
@@ -99,17 +98,16 @@ def pit_si_sdr(est: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
 
     A silent reference (zero-mean energy <= 1e-8) has no SI-SDR: it is left out of its
     example's mean (which is NaN when every reference is silent) instead of counting as the
-    ~-80 dB the stabilised formula would give it."""
-    from ..metrics.bsseval import si_sdr
+    ~-80 dB the stabilised formula would give it. The permutation is
+    :func:`~bootsep.metrics.permutation.best_permutation`'s (silent references count 0 there)."""
+    from ..metrics.bsseval import pairwise_si_sdr
+    from ..metrics.permutation import best_permutation
 
-    n = ref.shape[1]
     centred = ref - ref.mean(dim=-1, keepdim=True)
     silent = centred.square().sum(dim=-1) <= 1e-8  # (B, n)
-    best = None
-    for perm in itertools.permutations(range(n)):
-        v = si_sdr(est[:, list(perm)], ref).masked_fill(silent, float("nan")).nanmean(dim=1)
-        best = v if best is None else torch.fmax(best, v)
-    return best
+    pairwise = pairwise_si_sdr(est, ref).masked_fill(silent.unsqueeze(1), float("nan"))
+    perm = best_permutation(pairwise, maximize=True)  # (B, n)
+    return pairwise.gather(1, perm.unsqueeze(1)).squeeze(1).nanmean(dim=1)
 
 
 class Trainer:

@@ -3,7 +3,8 @@
 A pairwise loss maps ``(est (batch, n_est, ...), target (batch, n_ref, ...))`` to
 ``(batch, n_est, n_ref)`` (see ``pairwise_l1_loss``, ``pairwise_mse_loss``,
 ``pairwise_neg_si_sdr_loss``). The wrapper picks, per example, the assignment of estimates to
-references with the lowest mean loss.
+references with the lowest mean loss (:func:`bootsep.metrics.permutation.best_permutation`, the
+one permutation search, with ``maximize=False``).
 
 Example:
     >>> import torch
@@ -23,20 +24,7 @@ from collections.abc import Callable
 
 import torch
 
-
-def best_permutation(pairwise: torch.Tensor, brute_force_max: int = 3) -> torch.Tensor:
-    """Loss-minimising assignment: ``(batch, n_est, n_ref)`` -> ``(batch, n_ref)`` long.
-
-    Entry ``[b, j]`` is the estimate index assigned to reference ``j``. Exhaustive search when
-    ``n_est <= brute_force_max`` (default 3), Hungarian (scipy ``linear_sum_assignment``, on
-    CPU) above. ``n_est >= n_ref`` is required (extra estimates are left out).
-    """
-    from ..metrics.bsseval import best_permutation as _best
-
-    if pairwise.dim() != 3 or pairwise.shape[1] < pairwise.shape[2]:
-        raise ValueError(f"pairwise loss matrix {tuple(pairwise.shape)} must be "
-                         "(batch, n_est, n_ref) with n_est >= n_ref")
-    return _best(-pairwise.detach().transpose(1, 2), brute_force_max=brute_force_max)
+from ..metrics.permutation import best_permutation
 
 
 def reorder(est: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
@@ -65,7 +53,7 @@ class PITLossWrapper:
     def __call__(self, est: torch.Tensor, target: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor]:
         pairwise = self.pairwise_loss(est, target)
-        perm = best_permutation(pairwise, self.brute_force_max)
+        perm = best_permutation(pairwise, maximize=False, brute_force_max=self.brute_force_max)
         chosen = pairwise.gather(1, perm.unsqueeze(1)).squeeze(1)  # (B, n_ref)
         return chosen.mean(dim=1), perm
 

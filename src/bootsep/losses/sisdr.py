@@ -2,33 +2,20 @@
 
 Lower is better. ``neg_si_sdr_loss`` averages over sources and returns ``(batch,)``;
 ``pairwise_neg_si_sdr_loss`` returns ``(batch, n_src_est, n_src_ref)`` for
-:class:`~bootsep.losses.pit.PITLossWrapper`.
+:class:`~bootsep.losses.pit.PITLossWrapper`. Both are the negated metrics
+:func:`bootsep.metrics.bsseval.si_sdr` / :func:`~bootsep.metrics.bsseval.pairwise_si_sdr` (the
+one training SI-SDR).
 """
 
 from __future__ import annotations
 
 import torch
 
-
-def _sdr(est: torch.Tensor, ref: torch.Tensor, eps: float, scaling: bool,
-         zero_mean: bool) -> torch.Tensor:
-    """Elementwise over leading dims: SI-SDR (``scaling``) or SNR in dB, last dim = samples."""
-    if zero_mean:
-        est = est - est.mean(dim=-1, keepdim=True)
-        ref = ref - ref.mean(dim=-1, keepdim=True)
-    if scaling:
-        alpha = (est * ref).sum(dim=-1, keepdim=True) / (
-            ref.square().sum(dim=-1, keepdim=True) + eps)
-        ref = alpha * ref
-    num = ref.square().sum(dim=-1)
-    den = (est - ref).square().sum(dim=-1)
-    return 10.0 * torch.log10((num + eps) / (den + eps))
+from ..metrics.bsseval import pairwise_si_sdr, si_sdr
 
 
-def _check(est: torch.Tensor, ref: torch.Tensor, pairwise: bool) -> None:
-    ok = est.dim() == 3 and ref.dim() == 3 and est.shape[0] == ref.shape[0] \
-        and est.shape[-1] == ref.shape[-1] and (pairwise or est.shape[1] == ref.shape[1])
-    if not ok:
+def _check(est: torch.Tensor, ref: torch.Tensor) -> None:
+    if est.dim() != 3 or est.shape != ref.shape:
         raise ValueError(f"estimates {tuple(est.shape)} and references {tuple(ref.shape)} must "
                          "both be (batch, n_src, samples) with the same batch and length")
 
@@ -46,8 +33,8 @@ def neg_si_sdr_loss(est_audio: torch.Tensor, ref_audio: torch.Tensor, eps: float
     Returns:
         ``(batch,)``; differentiable.
     """
-    _check(est_audio, ref_audio, pairwise=False)
-    return -_sdr(est_audio, ref_audio, eps, scaling, zero_mean).mean(dim=-1)
+    _check(est_audio, ref_audio)
+    return -si_sdr(est_audio, ref_audio, eps, scaling, zero_mean).mean(dim=-1)
 
 
 def pairwise_neg_si_sdr_loss(est_audio: torch.Tensor, ref_audio: torch.Tensor,
@@ -55,8 +42,8 @@ def pairwise_neg_si_sdr_loss(est_audio: torch.Tensor, ref_audio: torch.Tensor,
                              zero_mean: bool = True) -> torch.Tensor:
     """``(batch, n_est, samples)``, ``(batch, n_ref, samples)`` -> ``(batch, n_est, n_ref)``.
 
-    Entry ``[b, i, j]`` is the negative SI-SDR (dB) of estimate ``i`` against reference ``j``.
+    Entry ``[b, i, j]`` is the negative SI-SDR (dB) of estimate ``i`` against reference ``j``
+    (``ValueError`` unless both are ``(batch, n_src, samples)`` with the same batch and length).
     Memory: materialises ``batch * n_est * n_ref * samples`` values.
     """
-    _check(est_audio, ref_audio, pairwise=True)
-    return -_sdr(est_audio.unsqueeze(2), ref_audio.unsqueeze(1), eps, scaling, zero_mean)
+    return -pairwise_si_sdr(est_audio, ref_audio, eps, scaling, zero_mean)
