@@ -12,6 +12,7 @@ import torch
 from bootsep.bootstrap.segments import find_recordings, plan_segments, read_segment
 from bootsep.bootstrap.separate import (
     DEFAULT_CONFIDENCE,
+    completeness,
     file_windows,
     separate_files,
     separate_segments,
@@ -117,6 +118,51 @@ def test_resume_after_a_crash_redoes_nothing_finished(songs, tmp_path):
     (out / "separate.json").write_text(json.dumps(summary))
     with pytest.raises(UserError, match="older bootsep"):
         separate_segments(third, segs, out, progress=False, min_loudness=None)
+
+
+def test_a_run_killed_between_a_segments_wavs_and_its_json_redoes_exactly_that_segment(
+        songs, tmp_path, monkeypatch):
+    """The resume protocol (bootstrap.results): the JSON is written last, so a segment whose
+    WAVs exist without it is unfinished, and a rerun redoes it and nothing else."""
+    import bootsep.bootstrap.results as results
+
+    segs = _segments(songs)
+    victim = segs[-1].name
+    real = results.atomic_write_json
+
+    def killed_before_the_json(path, obj, **kw):
+        if path == results.result_path(tmp_path / "sep", victim):
+            raise RuntimeError("killed between the writes")
+        return real(path, obj, **kw)
+
+    monkeypatch.setattr(results, "atomic_write_json", killed_before_the_json)
+    with pytest.raises(RuntimeError, match="killed between the writes"):
+        separate_segments(SoftBandSeparator(SR), segs, tmp_path / "sep", min_loudness=None,
+                          progress=False)
+    monkeypatch.undo()
+    out = tmp_path / "sep"
+    wavs = sorted((out / "audio").rglob(f"{victim}.wav"))
+    assert len(wavs) == 2 and not (out / "results" / f"{victim}.json").exists()
+    others = {p: p.stat().st_mtime_ns for p in out.rglob("*")
+              if p.is_file() and victim not in p.name and p.parent.name != "shards"
+              and p.name != "separate.json"}
+    assert len(others) == 3 * (len(segs) - 1)         # two WAVs and a JSON each
+    assert completeness(out)["missing"] == [victim]
+    again = SoftBandSeparator(SR)
+    summary = separate_segments(again, segs, out, min_loudness=None, progress=False)
+    assert again.calls == 1 and summary["separated"] == 1
+    assert summary["done_before"] == len(segs) - 1 and summary["status"] == "complete"
+    assert {p: p.stat().st_mtime_ns for p in others} == others      # nothing else rewritten
+    clean = tmp_path / "clean"
+    separate_segments(SoftBandSeparator(SR), segs, clean, min_loudness=None, progress=False)
+    for p in [out / "results" / f"{victim}.json", *wavs]:
+        rel = p.relative_to(out)
+        if p.suffix == ".json":
+            a, b = json.loads(p.read_text()), json.loads((clean / rel).read_text())
+            assert a["confidence"] == b["confidence"] and a["sources"] == b["sources"]
+        else:
+            assert p.read_bytes() == (clean / rel).read_bytes()
+    assert not [p for p in out.rglob(".*") if p.is_file()]           # no temp file left
 
 
 def test_batched_segments_equal_single_segments(songs, tmp_path):

@@ -1,9 +1,20 @@
 """Run a separator over recordings: segment mode (bootstrapping data) and file mode (users).
 
-The code is split by role: segment planning and audio I/O in :mod:`bootsep.bootstrap.segments`;
-segment mode here (separator thread, prefetch thread, writer pool, resume protocol and
-shards); file mode with windowing in :mod:`bootsep.bootstrap.separate_files` (re-exported
-here); who may write what into an output folder in :mod:`bootsep.bootstrap.ownership`.
+The code is split by role, one job per module:
+
+- :mod:`bootsep.bootstrap.segments`: segment planning and audio I/O (reading a segment,
+  loudness);
+- this module: segment mode's orchestration (settings check, shards, the separator loop);
+- :mod:`bootsep.bootstrap.pipeline`: its two helper threads (prefetch reader, writer pool);
+- :mod:`bootsep.bootstrap.results`: the files written per segment, the resume protocol and
+  :func:`completeness`;
+- :mod:`bootsep.bootstrap.confidence_plan`: which confidence measures, on which bins;
+- :mod:`bootsep.bootstrap.separate_files`: file mode (whole user files, windowed with
+  :mod:`bootsep.separation.windowing`);
+- :mod:`bootsep.bootstrap.ownership`: who may write what into an output folder.
+
+:data:`DEFAULT_CONFIDENCE`, :class:`ConfidencePlan`, :func:`completeness`, :func:`segment_done`,
+:func:`file_windows` and :func:`separate_files` are re-exported here.
 
 **Segment mode** (:func:`separate_segments`, the reference system's segment_and_separate)
 separates every :class:`~bootsep.bootstrap.segments.Segment` and writes, under ``output``::
@@ -19,9 +30,10 @@ The output folder is never a run's ``results/`` (``-o RUN`` alone separates into
 settings (``separate.json``): a folder that separate did not write is refused
 (:func:`~bootsep.bootstrap.ownership.claim_output`).
 
-Resume protocol. Every file is written atomically and a segment's JSON is written last, so a
-segment is finished exactly when ``results/<segment>.json`` (or ``skipped/<segment>.json``)
-exists: a rerun skips those and redoes nothing else.
+Resume protocol (:mod:`bootsep.bootstrap.results`). Every file is written atomically and a
+segment's JSON is written last, so a segment is finished exactly when ``results/<segment>.json``
+(or ``skipped/<segment>.json``) exists: a rerun skips those and redoes every other segment,
+including one whose WAVs were written before the run was killed.
 
 Shards. ``shard='I/N'`` separates only the segments whose rank in the sorted plan is ``I``
 modulo ``N`` (:mod:`bootsep.utils.shards`); shards write into one folder without collisions:
@@ -33,25 +45,15 @@ or duration of the run, so a sharded run's files equal an unsharded run's byte f
 
 Threads. Separation runs in the calling thread (on the separator's device;
 several equal-length segments are batched through one forward pass when ``batch_size > 1``);
-a prefetch thread decodes the next segments, and a thread pool computes the confidences and
-metrics and writes the files, with at most ``2 * num_workers`` segments in flight, so memory
-stays bounded whatever the recordings' length.
-
-Result JSON (readable by :func:`bootsep.report.aggregate.load_results`)::
-
-    {"item": "<segment>",
-     "sources": {"<reference>": {"SI-SDR": [per channel], ...}},   # {} without references
-     "confidence": {"combined": 0.31, "fixed_posterior": 0.78, ...},
-     "permutation": [[...]],                                          # with references
-     "metadata": {"collection", "recording", "mixture_path", "reference_paths", "offset",
-                  "duration", "sample_rate", "channels", "loudness_lufs",
-                  "estimate_paths": {"<label>": "audio/<label>/<segment>.wav"},
-                  "separator", "checkpoint"}}
+a prefetch thread decodes the next segments, and a pool of writer threads computes the
+confidences and metrics and writes the files, with at most ``2 * num_workers`` segments in
+flight, so memory stays bounded whatever the recordings' length
+(:mod:`bootsep.bootstrap.pipeline`). The result JSON's layout is in
+:mod:`bootsep.bootstrap.results`.
 
 Confidence measures are computed on the separator's per-bin features (the ensemble's stacked
-masks, a deep model's embedding) of the loudest bins (:mod:`bootsep.primitives.confidence`).
-:data:`DEFAULT_CONFIDENCE` records the paper's ``combined`` = silhouette x posterior and the
-ensemble's own ``fixed_posterior`` margin above 250 Hz.
+masks, a deep model's embedding) of the loudest bins (:mod:`bootsep.primitives.confidence`,
+grouped by :mod:`bootsep.bootstrap.confidence_plan`).
 
 **File mode** (:func:`~bootsep.bootstrap.separate_files.separate_files`): whole files in, one
 WAV per source out, at the input's sample rate, length and channel count.
@@ -59,143 +61,28 @@ WAV per source out, at the input's sample rate, length and channel count.
 
 from __future__ import annotations
 
-import collections
-import concurrent.futures as cf
+import functools
 import logging
-import math
 import os
-import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..utils.errors import UserError
-from ..utils.io import atomic_write_audio, atomic_write_json
-from .ownership import RECORD, claim_output, read_record, write_if_changed
-from .segments import Segment, integrated_loudness, read_segment, safe_name
-from .separate_files import file_windows, separate_files  # noqa: F401  (file mode, re-exported)
+from ..utils.io import atomic_write_json
+from .confidence_plan import DEFAULT_CONFIDENCE, ConfidencePlan
+from .ownership import RECORD, claim_output, write_if_changed
+from .pipeline import WriterPool, prefetch
+from .results import completeness, segment_done, write_segment_result, write_skipped
+from .segments import Segment, integrated_loudness, read_segment
+from .separate_files import file_windows, separate_files
 
 log = logging.getLogger(__name__)
 
-#: ``{output name: options}``; options: ``measure`` (a name of
-#: :data:`bootsep.primitives.confidence.MEASURES`, default the output name),
-#: ``min_frequency_hz`` (ignore bins below, default 0), ``threshold_percentile`` (default the
-#: run's), and any keyword of :func:`~bootsep.primitives.confidence.compute_confidences`.
-DEFAULT_CONFIDENCE = {
-    "silhouette": {},
-    "posterior": {},
-    "combined": {},
-    "fixed_posterior": {"min_frequency_hz": 250.0},
-    "combined_top10_above250": {"measure": "combined", "threshold_percentile": 90.0,
-                                "min_frequency_hz": 250.0},
-}
-
-_GROUP_KEYS = ("min_frequency_hz", "threshold_percentile")
-
-
-# ----------------------------------------------------------------------------- confidence
-class ConfidencePlan:
-    """Groups named measures by their loud-bin selection and computes them.
-
-    Args:
-        measures: ``{name: options}`` (see :data:`DEFAULT_CONFIDENCE`) or a list of measure
-            names (no options).
-        sample_rate, n_fft: to turn ``min_frequency_hz`` into a bin index
-            (``ceil(hz * n_fft / sample_rate)``).
-        threshold_percentile: default loud-bin percentile (99 = loudest 1 %).
-        num_sources: clusters K.
-        centers, beta: fixed centres / sharpness for ``fixed_posterior`` (default: those of the
-            separator when it has them, else zeros/ones and 2.5).
-        seed: seeds the k-means fits and subsamples.
-    """
-
-    def __init__(self, measures: Mapping | Sequence[str] | None, sample_rate: int, n_fft: int,
-                 threshold_percentile: float = 99.0, num_sources: int = 2, centers=None,
-                 beta: float | None = None, seed: int = 0):
-        from ..primitives.confidence import MEASURES
-
-        if measures is None:
-            measures = {}
-        if not isinstance(measures, Mapping):
-            measures = {str(m): {} for m in measures}
-        self.groups: dict[tuple, dict] = {}
-        for name, opts in measures.items():
-            opts = dict(opts or {})
-            base = opts.pop("measure", name)
-            if base not in MEASURES:
-                raise UserError(f"confidence measure {name!r}: unknown measure {base!r}; "
-                                f"choose from {list(MEASURES)}")
-            hz = float(opts.pop("min_frequency_hz", 0.0) or 0.0)
-            pct = float(opts.pop("threshold_percentile", threshold_percentile))
-            min_bin = int(math.ceil(hz * n_fft / sample_rate)) if hz > 0 else 0
-            if base == "fixed_posterior":
-                if centers is not None:
-                    opts.setdefault("centers", centers)
-                if beta is not None:
-                    opts.setdefault("fixed_beta", beta)
-            key = (min_bin, pct, tuple(sorted((k, _hashable(v)) for k, v in opts.items())))
-            group = self.groups.setdefault(key, {"options": opts, "names": {}})
-            group["names"][name] = base
-        self.num_sources = int(num_sources)
-        self.seed = int(seed)
-
-    @property
-    def names(self) -> list[str]:
-        return [n for g in self.groups.values() for n in g["names"]]
-
-    def select(self, features: torch.Tensor | None, mix_magnitude: torch.Tensor) -> dict:
-        """Loud-bin features per group, ``{group key: (N, dim) float64 array}`` (cheap; run it
-        in the separating thread so the large feature tensors are freed at once)."""
-        from ..primitives.confidence import select_loud_bins
-
-        if features is None or not self.groups:
-            return {}
-        return {key: select_loud_bins(features, mix_magnitude, key[1], key[0])
-                for key in self.groups}
-
-    def compute(self, points: dict) -> dict:
-        """``{name: float or nan}`` from the output of :meth:`select` (the bins were already
-        selected, so every point is kept: unit magnitudes, percentile 0)."""
-        from ..primitives.confidence import compute_confidences
-
-        out = {}
-        for key, group in self.groups.items():
-            if key not in points:
-                continue
-            x = points[key]
-            measures = tuple(dict.fromkeys(group["names"].values()))
-            vals = compute_confidences(x[None, :, None, :], np.ones((1, x.shape[0], 1)),
-                                       measures=measures, num_sources=self.num_sources,
-                                       threshold_percentile=0.0, seed=self.seed,
-                                       **group["options"])
-            for name, base in group["names"].items():
-                out[name] = float(vals[base])
-        return out
-
-
-def _hashable(v):
-    if isinstance(v, (list, tuple)):
-        return tuple(_hashable(x) for x in v)
-    if isinstance(v, torch.Tensor | np.ndarray):
-        return tuple(np.asarray(v, dtype=np.float64).ravel().tolist())
-    return v
-
 
 # ----------------------------------------------------------------------------- helpers
-def _finite(x) -> float | None:
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
-def _align(labels: Sequence[str], references: Sequence[str]) -> tuple[list[int], bool]:
-    """Estimate index per reference, and whether a permutation search is needed."""
-    if sorted(labels) == sorted(references):
-        return [list(labels).index(r) for r in references], False
-    return list(range(len(references))), True
-
-
 def separator_info(separator) -> dict:
     from ..separation.base import describe, fingerprint
 
@@ -217,77 +104,18 @@ def batch_safe(separator) -> bool:
     return not isinstance(separator, DeepClusteringSeparator)
 
 
-def _prefetch(segments: Sequence[Segment], mono: bool, depth: int = 3) -> Iterator[tuple]:
-    """Yield ``(segment, mix, references)`` decoded by a background thread."""
-    if not segments:
-        return
-    pool = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="bootsep-read")
-    try:
-        queue: collections.deque = collections.deque()
-        it = iter(segments)
-        for seg in it:
-            queue.append((seg, pool.submit(read_segment, seg, mono)))
-            if len(queue) >= depth:
-                break
-        while queue:
-            seg, fut = queue.popleft()
-            nxt = next(it, None)
-            if nxt is not None:
-                queue.append((nxt, pool.submit(read_segment, nxt, mono)))
-            mix, refs = fut.result()
-            yield seg, mix, refs
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+def _finish_segment(plan: ConfidencePlan, points: dict, out: Path, seg: Segment,
+                    labels: list[str], estimates: np.ndarray, mix: np.ndarray,
+                    refs: np.ndarray | None, ref_labels: list[str], loudness: float, info: dict,
+                    subtype: str) -> str:
+    """Writer job: the confidences (k-means fits, the slow part) from the bins
+    :meth:`ConfidencePlan.select` chose, then the segment's files, its JSON last
+    (:func:`~bootsep.bootstrap.results.write_segment_result`)."""
+    return write_segment_result(out, seg, labels, estimates, mix, refs, ref_labels,
+                                plan.compute(points), loudness, info, subtype)
 
 
 # ----------------------------------------------------------------------------- segment mode
-def _write_segment(out: Path, seg: Segment, labels: list[str], estimates: np.ndarray,
-                   mix: np.ndarray, refs: np.ndarray | None, ref_labels: list[str],
-                   points: dict, plan: ConfidencePlan, loudness: float, info: dict,
-                   subtype: str) -> str:
-    """Worker: confidences, metrics, audio, then the JSON (last)."""
-    conf = {k: _finite(v) for k, v in plan.compute(points).items()}
-    sources, perm = {}, None
-    if refs is not None:
-        from ..metrics.bsseval import bss_eval_scale
-
-        order, search = _align(labels, ref_labels)
-        est = estimates[order] if not search else estimates
-        metrics, p = bss_eval_scale(torch.from_numpy(est).transpose(0, 1),
-                                    torch.from_numpy(refs).transpose(0, 1),
-                                    torch.from_numpy(mix), compute_permutation=search)
-        perm = p.tolist() if search else [order] * mix.shape[0]
-        for j, ref in enumerate(ref_labels):
-            sources[ref] = {k: [_finite(x) for x in v[:, j].tolist()] for k, v in metrics.items()}
-    est_paths = {}
-    for i, label in enumerate(labels):
-        rel = Path("audio") / safe_name(label) / f"{seg.name}.wav"
-        audio = estimates[i] if subtype == "FLOAT" else np.clip(estimates[i], -1.0, 1.0)
-        atomic_write_audio(out / rel, audio, seg.sample_rate, subtype=subtype)
-        est_paths[label] = rel.as_posix()
-    rec = seg.recording
-    meta = {"collection": rec.collection, "recording": rec.name,
-            "mixture_path": str(rec.mixture.resolve()),
-            "reference_paths": {k: [str(p.resolve()) for p in v] for k, v in rec.references.items()},
-            "offset": seg.offset, "duration": seg.duration, "start": seg.start, "stop": seg.stop,
-            "sample_rate": seg.sample_rate, "channels": int(mix.shape[0]),
-            "loudness_lufs": _finite(loudness), "estimate_paths": est_paths,
-            "separator": info["separator"], "checkpoint": info["checkpoint"],
-            "separator_fingerprint": info["separator_fingerprint"]}
-    record = {"item": seg.name, "sources": sources, "confidence": conf}
-    if perm is not None:
-        record["permutation"] = perm
-    record["metadata"] = meta
-    atomic_write_json(out / "results" / f"{seg.name}.json", record)
-    return seg.name
-
-
-def segment_done(output: str | os.PathLike, seg: Segment) -> bool:
-    out = Path(output)
-    return (out / "results" / f"{seg.name}.json").is_file() or \
-        (out / "skipped" / f"{seg.name}.json").is_file()
-
-
 def separate_segments(separator, segments: Sequence[Segment], output: str | os.PathLike, *,
                       confidence: Mapping | Sequence[str] | None = None,
                       threshold_percentile: float = 99.0, min_loudness: float | None = -40.0,
@@ -399,17 +227,9 @@ def separate_segments(separator, segments: Sequence[Segment], output: str | os.P
     atomic_write_json(shard_path, {**summary, "status": "running"})
     want_features = bool(plan.groups)
 
-    pool = cf.ThreadPoolExecutor(max_workers=max(1, int(num_workers)),
-                                 thread_name_prefix="bootsep-write")
-    pending: collections.deque = collections.deque()
     counts = {"separated": 0, "skipped": 0}
-    lock = threading.Lock()
 
-    def drain(limit: int):
-        while len(pending) > limit:
-            pending.popleft().result()
-
-    def run_batch(batch):
+    def run_batch(batch, pool: WriterPool):
         mixes = np.concatenate([m for _, m, _, _ in batch], axis=0)
         sep = separator.separate(torch.from_numpy(mixes), with_features=want_features)
         est = sep.estimates.numpy()
@@ -420,38 +240,35 @@ def separate_segments(separator, segments: Sequence[Segment], output: str | os.P
                                  sep.mix_magnitude[row:row + c])
             e = np.ascontiguousarray(est[:, row:row + c])
             row += c
-            pending.append(pool.submit(_write_segment, out, seg, labels, e, mix, refs,
-                                       ref_labels, points, plan, loud, info, subtype))
-            with lock:
-                counts["separated"] += 1
-        drain(2 * max(1, int(num_workers)))
+            pool.submit(_finish_segment, plan, points, out, seg, labels, e, mix, refs,
+                        ref_labels, loud, info, subtype)
+            counts["separated"] += 1
 
     desc = "separate" if shard[1] == 1 else f"separate {shard[0]}/{shard[1]}"
     bar = tqdm(total=len(todo), desc=desc, unit="seg", disable=not progress)
-    try:
-        batch: list = []
-        for seg, mix, refs in _prefetch(todo, mono):
-            loud = integrated_loudness(mix, seg.sample_rate)
-            if min_loudness is not None and not loud >= min_loudness:
-                atomic_write_json(out / "skipped" / f"{seg.name}.json", {
-                    "item": seg.name, "reason": "quiet", "loudness_lufs": _finite(loud),
-                    "min_loudness": min_loudness, "mixture_path": str(seg.recording.mixture),
-                    "offset": seg.offset, "duration": seg.duration})
-                counts["skipped"] += 1
-                bar.update(1)
-                continue
-            if batch and (batch[0][1].shape != mix.shape or len(batch) >= batch_size):
-                run_batch(batch)
+    # Leaving this block, also by an exception (a crash of the separator), waits for the writer
+    # jobs already submitted: their segments are written in full, nothing is cut off mid-file.
+    with WriterPool(num_workers) as pool:
+        try:
+            batch: list = []
+            for seg, (mix, refs) in prefetch(todo, functools.partial(read_segment, mono=mono)):
+                loud = integrated_loudness(mix, seg.sample_rate)
+                if min_loudness is not None and not loud >= min_loudness:
+                    write_skipped(out, seg, loud, min_loudness)   # its only write: finished
+                    counts["skipped"] += 1
+                    bar.update(1)
+                    continue
+                if batch and (batch[0][1].shape != mix.shape or len(batch) >= batch_size):
+                    run_batch(batch, pool)
+                    bar.update(len(batch))
+                    batch = []
+                batch.append((seg, mix, refs, loud))
+            if batch:
+                run_batch(batch, pool)
                 bar.update(len(batch))
-                batch = []
-            batch.append((seg, mix, refs, loud))
-        if batch:
-            run_batch(batch)
-            bar.update(len(batch))
-        drain(0)
-    finally:
-        bar.close()
-        pool.shutdown(wait=True)
+            pool.close()
+        finally:
+            bar.close()
     summary.update(counts)
     left = sum(1 for s in mine if not segment_done(out, s))
     summary["status"] = "complete" if left == 0 else "partial"
@@ -465,33 +282,5 @@ def separate_segments(separator, segments: Sequence[Segment], output: str | os.P
     return summary
 
 
-def completeness(folder: str | os.PathLike) -> dict:
-    """How much of a segment-mode output's plan is finished.
-
-    Returns ``{"planned": int | None, "done": int, "missing": [names], "shards": {N: [I, ...]}}``:
-    ``missing`` are planned segments with neither ``results/`` nor ``skipped/`` JSON, and
-    ``shards`` names, for every shard count ``N`` that wrote a record in ``shards/``, the shard
-    indices that own a missing segment. ``planned`` is None for an output written before plans
-    were recorded (then nothing is known to be missing).
-    """
-    from ..utils.shards import owners
-
-    folder = Path(folder)
-    rec = read_record(folder) or {}
-    plan = rec.get("plan")
-    done = {p.stem for sub in ("results", "skipped") for p in (folder / sub).glob("*.json")}
-    if not isinstance(plan, list) or not all(isinstance(x, str) for x in plan):
-        return {"planned": None, "done": len(done), "missing": [], "shards": {}}
-    missing = [name for name in plan if name not in done]
-    counts = set()
-    for p in (folder / "shards").glob("*-of-*.json"):
-        try:
-            counts.add(int(p.stem.split("-of-")[1]))
-        except (IndexError, ValueError):
-            continue
-    shards = {}
-    for n in sorted(c for c in counts if c > 1):
-        own = owners(plan, n)
-        shards[n] = sorted({own[name] for name in missing})
-    return {"planned": len(plan), "done": len(plan) - len(missing), "missing": missing,
-            "shards": shards}
+__all__ = ["DEFAULT_CONFIDENCE", "ConfidencePlan", "batch_safe", "completeness", "file_windows",
+           "segment_done", "separate_files", "separate_segments", "separator_info"]
