@@ -72,6 +72,26 @@ def test_evaluate_searches_permutations_for_clustering_separators(tmp_path, tiny
     assert rec["permutation"] == [[1, 0]]
 
 
+def test_evaluate_by_label_needs_every_reference_label(tmp_path, tiny_demo):
+    """compute_permutation = False aligns by label: a label the separator lacks is an error
+    naming the fix (metrics.permutation.align_labels)."""
+    import pytest
+
+    from bootsep.config.experiment import evaluate
+    from bootsep.data.folder import StemFolderDataset
+    from bootsep.primitives.oracle import IdealRatioMask
+    from bootsep.utils.errors import UserError
+
+    class Unlabelled(IdealRatioMask):
+        arbitrary_order = True
+
+    with pytest.raises(UserError, match=r"the separator's sources \['s0', 's1'\] do not include "
+                                        r"\['accompaniment', 'vocals'\]; set "
+                                        r"evaluate.compute_permutation = True"):
+        evaluate(separator=Unlabelled(source_labels=("s0", "s1")), dataset=StemFolderDataset(tiny_demo, "test"),
+                 output_folder=str(tmp_path / "r"), progress=False, compute_permutation=False)
+
+
 def test_separate_user_stereo_file_with_a_trained_run(tmp_path, write_config, capsys):
     """`separate -c <run>/config.gin --input IN.wav --output OUT`: stems keep length/channels."""
     import numpy as np

@@ -44,19 +44,30 @@ def test_nan_channels_are_skipped_and_all_nan_stays_nan(make_run):
     assert list(df.columns) == ["item", "source", "SI-SDR", "SNR", "SRR"]
 
 
-def test_scalar_values_and_extra_metrics_and_flat_layout(tmp_path):
+def test_scalar_values_and_extra_metrics(tmp_path):
     res = tmp_path / "results"
     res.mkdir()
-    # flat (reference) layout, scalar values, an unknown metric
+    # scalar values, an unknown metric, no 'item' key
     (res / "x.json").write_text(json.dumps({
-        "vocals": {"SI-SDR": 2.5, "ZZZ": [1, 3]}, "accompaniment": {"SI-SDR": [4, 6]},
-        "combination": [1], "permutation": [[0, 1]], "metadata": {"duration": 1.0}}))
+        "sources": {"vocals": {"SI-SDR": 2.5, "ZZZ": [1, 3]}, "accompaniment": {"SI-SDR": [4, 6]}},
+        "permutation": [[0, 1]], "metadata": {"duration": 1.0}}))
     df = load_results(res)
     assert list(df.columns) == ["item", "source", "SI-SDR", "ZZZ"]
     assert list(df["source"]) == ["accompaniment", "vocals"]
     assert list(df["item"]) == ["x", "x"]  # item falls back to the file stem
     assert df["SI-SDR"].tolist() == [5.0, 2.5]
     assert df.attrs["metadata"] == {"x": {"duration": 1.0}}
+
+
+def test_a_file_without_sources_is_skipped(make_run, scores):
+    """Nothing writes source labels at the top level (no "sources" object): such a file is not
+    read as one (its labels would be guessed from whatever objects it holds)."""
+    run = make_run(scores)
+    (run / "results" / "flat.json").write_text(json.dumps({
+        "item": "flat", "vocals": {"SI-SDR": [2.5]}, "metadata": {"duration": 1.0}}))
+    with pytest.warns(ResultsWarning, match=r"flat.json.*no 'sources' object"):
+        df = load_results(run / "results")
+    assert "flat" not in set(df["item"])
 
 
 def test_malformed_files_warn_and_are_skipped(make_run, scores):

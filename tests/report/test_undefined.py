@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 
 from bootsep.config.experiment import _finish_item
-from bootsep.report.aggregate import load_results, result_value
+from bootsep.report.aggregate import load_results
 from bootsep.report.analyze import analyze
 from bootsep.report.card import report_card
+from bootsep.utils.results import result_value
 
 SR = 8000
 

@@ -339,19 +339,6 @@ def deep_separator(checkpoint: str = "best", kind: str = "auto", output_folder: 
 
 
 # ---------------------------------------------------------------------------- evaluate
-def _align(separator_labels, reference_labels, compute_permutation):
-    """Index of each reference's estimate, and whether a permutation search is needed."""
-    if compute_permutation is None:
-        compute_permutation = sorted(separator_labels) != sorted(reference_labels)
-    if not compute_permutation:
-        missing = [r for r in reference_labels if r not in separator_labels]
-        if missing:
-            raise UserError(f"the separator's sources {list(separator_labels)} do not include "
-                            f"{missing}; set evaluate.compute_permutation = True")
-        return [list(separator_labels).index(r) for r in reference_labels], False
-    return list(range(len(reference_labels))), True
-
-
 def score_item(estimates, references, mixture, compute_permutation: bool):
     """Metrics for one item. ``estimates``/``references``: (n_src, channels, samples)."""
     from ..metrics.bsseval import bss_eval_scale
@@ -439,7 +426,7 @@ def score_bsseval_v4(run: Path, name: str, labels, estimates, references, sample
 def _finish_item(run: Path, name: str, labels, estimates, references, mixture, compute_perm,
                  meta: dict, save_audio: bool, sample_rate: int, families=("si_sdr",),
                  bsseval: dict | None = None) -> str:
-    from ..report.aggregate import result_value  # NaN -> null (undefined), -inf kept
+    from ..utils.results import write_result
 
     metrics, perm = score_item(estimates, references, mixture, compute_perm)
     est_paths = {}
@@ -452,8 +439,7 @@ def _finish_item(run: Path, name: str, labels, estimates, references, mixture, c
             est_paths[label] = str(rel)
     sources = {}
     for i, label in enumerate(labels):
-        sources[label] = {k: [result_value(x) for x in v[:, i].tolist()]
-                          for k, v in metrics.items()}
+        sources[label] = {k: v[:, i].tolist() for k, v in metrics.items()}
     if "si_sdr" not in families:  # scored above only for the permutation
         sources = {label: {} for label in labels}
     if "bsseval_v4" in families:  # estimates in the order saved (channel 0's permutation)
@@ -464,8 +450,8 @@ def _finish_item(run: Path, name: str, labels, estimates, references, mixture, c
             sources[label].update(v4[label])
         meta = dict(meta, bsseval_v4=v4_meta)
     meta = dict(meta, estimate_paths=est_paths)
-    record = {"item": name, "sources": sources, "permutation": perm.tolist(), "metadata": meta}
-    atomic_write_json(run / "results" / f"{name}.json", record)
+    write_result(run / "results" / f"{name}.json", name, sources, meta,
+                 permutation=perm.tolist())
     return name
 
 
@@ -547,7 +533,13 @@ def evaluate(separator=gin.REQUIRED, dataset=None, output_folder: str | None = N
     if compute_permutation is None and getattr(separator, "arbitrary_order", False):
         compute_permutation = True  # clustering: the output order carries no label
     contract.check_evaluate(separator, ds, compute_permutation, contract.config_stft())
-    order, compute_perm = _align(separator.source_labels, ref_labels, compute_permutation)
+    from ..metrics.permutation import align_labels
+
+    try:  # by label, or a permutation search per item
+        order, compute_perm = align_labels(separator.source_labels, ref_labels,
+                                           compute_permutation)
+    except ValueError as err:
+        raise UserError(f"{err}; set evaluate.compute_permutation = True") from None
     from ..utils.shards import parse_shard, shard_of
 
     shard = parse_shard(shard)

@@ -5,27 +5,24 @@ per audio *channel*, because channels are separated and scored independently (a 
 stereo input). :func:`load_results` reduces each list to one number per (item, source) with
 ``nanmedian`` (the reference behaviour) or ``nanmean``.
 
-Schema read (extra keys are ignored)::
+The file's layout, its one writer (:func:`~bootsep.utils.results.write_result`) and its
+one reader (:func:`~bootsep.utils.results.read_result`) live in :mod:`bootsep.utils.results`,
+which ``evaluate`` and ``separate`` may import too. In short::
 
     {"item": "song003",
      "sources": {"vocals": {"SI-SDR": [ch0, ch1], ...}, "accompaniment": {...}},
      "permutation": [...],
      "metadata": {"mixture_path": ..., "reference_paths": {...}, "estimate_paths": {...}, ...}}
 
-The older flat layout (source labels at the top level next to ``combination`` /
-``permutation`` / ``metadata``) is read too.
-
-Values: a number in dB; ``null`` = undefined (the reference of that channel is silent, so its
-scale and every ratio against it are undefined: :mod:`bootsep.metrics.bsseval` gives NaN);
-``"-inf"`` / ``"inf"`` = a degenerate estimate (e.g. a silent one: SI-SDR is -inf), kept so it
-shows in the means rather than being mistaken for an undefined value. :func:`result_value`
-writes them; in ``metrics.csv`` undefined is ``NaN``. The report card leaves undefined values
-out of each mean and says how many (see :func:`~bootsep.report.card.report_card`).
+Values: a number in dB; ``null`` = undefined (a silent reference: NaN here); ``"-inf"`` /
+``"inf"`` = a degenerate estimate (e.g. a silent one), kept so it shows in the means rather
+than being mistaken for an undefined value. In ``metrics.csv`` undefined is ``NaN``. The report
+card leaves undefined values out of each mean and says how many (see
+:func:`~bootsep.report.card.report_card`).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import warnings
@@ -33,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..utils.errors import UserError
+from ..utils.results import MalformedResult, read_result
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -51,18 +49,11 @@ BSSEVAL_METRICS: tuple[str, ...] = ("SDR", "ISR", "SIR", "SAR")
 #: frames of the item and how many were left out of its medians (undefined or infinite).
 COUNT_COLUMNS: tuple[str, ...] = ("v4-frames", "v4-frames-excluded")
 
-#: Top-level keys of a result file that are not sources (flat layout).
-NON_SOURCE_KEYS = frozenset({"item", "sources", "combination", "permutation", "metadata"})
-
 CHANNEL_AGGREGATORS = ("median", "mean")
 
 
 class ResultsWarning(UserWarning):
     """A result file was skipped (malformed JSON, wrong layout, non-numeric values)."""
-
-
-class _Malformed(ValueError):
-    pass
 
 
 def load_results(results_dir: str | os.PathLike,
@@ -118,8 +109,8 @@ def load_results(results_dir: str | os.PathLike,
     metric_names: set[str] = set()
     for path in files:
         try:
-            item, sources, meta = _parse(path)
-        except _Malformed as exc:
+            item, sources, meta = read_result(path)
+        except MalformedResult as exc:
             warnings.warn(f"skipping malformed results file {path}: {exc}", ResultsWarning,
                           stacklevel=2)
             continue
@@ -174,80 +165,10 @@ def load_metadata(results_dir: str | os.PathLike) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for path in sorted(Path(results_dir).glob("*.json")):
         try:
-            item, _, meta = _parse(path)
-        except _Malformed:
+            item, _, meta = read_result(path)
+        except MalformedResult:
             continue
         out.setdefault(item, meta)
-    return out
-
-
-def _parse(path: Path) -> tuple[str, dict[str, dict[str, list]], dict]:
-    """Return (item, {source: {metric: [values]}}, metadata); raise _Malformed on bad input."""
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _Malformed(f"not valid JSON ({exc})") from None
-    if not isinstance(record, dict):
-        raise _Malformed(f"top level is a {type(record).__name__}, expected an object")
-
-    item = record.get("item", path.stem)
-    if not isinstance(item, (str, int)) or isinstance(item, bool) or str(item) == "":
-        raise _Malformed(f"'item' must be a non-empty string, got {item!r}")
-    item = str(item)
-
-    if "sources" in record:
-        sources = record["sources"]
-        if not isinstance(sources, dict):
-            raise _Malformed("'sources' must be an object {source: {metric: [values]}}")
-    else:  # flat (reference) layout
-        sources = {k: v for k, v in record.items()
-                   if k not in NON_SOURCE_KEYS and isinstance(v, dict)}
-    if not sources:
-        raise _Malformed("no sources found")
-
-    parsed: dict[str, dict[str, list]] = {}
-    for source, metrics in sources.items():
-        if not isinstance(metrics, dict):
-            raise _Malformed(f"source {source!r} must map metric names to value lists")
-        parsed[str(source)] = {str(name): _values(values, source, name)
-                               for name, values in metrics.items()}
-
-    meta = record.get("metadata") or {}
-    if not isinstance(meta, dict):
-        meta = {}
-    return item, parsed, meta
-
-
-def result_value(x: float) -> float | str | None:
-    """One metric value as a result JSON holds it: NaN (undefined) -> ``None``; ``±inf`` ->
-    ``"inf"`` / ``"-inf"`` (strict JSON has no infinities); else the float."""
-    x = float(x)
-    if math.isnan(x):
-        return None
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return x
-
-
-_INFINITIES = {"inf": math.inf, "+inf": math.inf, "infinity": math.inf, "-inf": -math.inf,
-               "-infinity": -math.inf}
-
-
-def _values(values: Any, source: str, name: str) -> list[float]:
-    """Per-channel values as floats (None -> NaN, "-inf"/"inf" -> ±inf); a scalar counts as
-    one channel."""
-    if not isinstance(values, list):
-        values = [values]
-    out = []
-    for v in values:
-        if v is None:
-            out.append(math.nan)
-        elif isinstance(v, (int, float)) and not isinstance(v, bool):
-            out.append(float(v))
-        elif isinstance(v, str) and v.strip().lower() in _INFINITIES:
-            out.append(_INFINITIES[v.strip().lower()])
-        else:
-            raise _Malformed(f"{source}/{name} holds a non-numeric value {v!r}")
     return out
 
 

@@ -5,9 +5,11 @@
 - :mod:`~bootsep.utils.provenance`: how a run folder came to be.
 - :mod:`~bootsep.utils.shards`: one of ``N`` disjoint parts of a work list.
 - :mod:`~bootsep.utils.argtypes`: call arguments checked against simple annotations.
+- :mod:`~bootsep.utils.results`: the per-item result file ``results/<item>.json`` (its one
+  writer and reader; ``evaluate`` and ``separate`` write it, ``analyze`` reads it).
 
 No gin, no torch at import. Importing the package imports none of its modules.
 May import: nothing else from bootsep.
 """
 
-__all__ = ["argtypes", "errors", "io", "provenance", "shards"]
+__all__ = ["argtypes", "errors", "io", "provenance", "results", "shards"]
