@@ -80,7 +80,7 @@ def test_musdb_hq_truncated_stem(tmp_path):
 
 
 def test_track_dataset_refuses_mixed_channel_counts():
-    from bootsep.data._tracks import TrackDataset
+    from bootsep.data.tracks import TrackDataset
 
     ds = TrackDataset()
     with pytest.raises(UserError, match=r"mixes tracks with 1 and 2 channels \(e.g. 'm' and "

@@ -15,7 +15,7 @@ Recordings are found in three layouts (:func:`find_recordings`)::
     stem layout:  FOLDER/<mix_name>/<song>.wav  (+ FOLDER/<source>/<song>.wav references)
     plain:        FOLDER/**/*.{wav,flac,ogg,aiff}  (no references)
 
-A reference named in :data:`bootsep.data.folder.DERIVED` (``accompaniment``) that is missing on
+A reference named in :data:`bootsep.data.files.DERIVED` (``accompaniment``) that is missing on
 disk is summed from its parts (``drums + bass + other``).
 """
 
@@ -30,9 +30,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.files import (
+    AUDIO_EXTENSIONS,
+    DERIVED,
+    find_audio,
+    is_audio_file,
+    list_audio_files,
+    subfolders,
+)
 from ..utils.errors import UserError
-
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif")
 
 
 # ----------------------------------------------------------------------------- segment plan
@@ -87,21 +93,7 @@ def safe_name(text: str) -> str:
     return name or "item"
 
 
-def _audio_in(folder: Path, stem: str) -> Path | None:
-    for ext in AUDIO_EXTENSIONS:
-        p = folder / f"{stem}{ext}"
-        if p.is_file():
-            return p
-    return None
-
-
-def _is_audio(p: Path) -> bool:
-    return p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS and not p.name.startswith(".")
-
-
 def _references(locate, sources: Sequence[str]) -> dict:
-    from ..data.folder import DERIVED
-
     refs = {}
     for s in sources:
         p = locate(s)
@@ -140,26 +132,26 @@ def find_recordings(folder: str | os.PathLike, collection: str | None = None,
                      (folder.stem if folder.is_file() else folder.resolve().name))
     sources = tuple(sources or ())
     if folder.is_file():
-        if not _is_audio(folder):
+        if not is_audio_file(folder):
             raise UserError(f"{folder} is not an audio file ({', '.join(AUDIO_EXTENSIONS)})")
         return [Recording(safe_name(folder.stem), folder, {}, coll)]
-    subdirs = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    subdirs = subfolders(folder)
     recs: list[Recording] = []
     mix_dir = folder / mix_name
-    if mix_dir.is_dir() and any(_is_audio(p) for p in mix_dir.iterdir()):  # stem layout
-        for p in sorted(q for q in mix_dir.iterdir() if _is_audio(q)):
-            refs = _references(lambda s, stem=p.stem: _audio_in(folder / s, stem), sources)
+    mix_files = list_audio_files(mix_dir, recursive=False) if mix_dir.is_dir() else []
+    if mix_files:  # stem layout
+        for p in mix_files:
+            refs = _references(lambda s, stem=p.stem: find_audio(folder / s, stem), sources)
             recs.append(Recording(safe_name(p.stem), p, refs, coll))
-    elif any(_audio_in(d, mix_name) for d in subdirs):  # song layout
+    elif any(find_audio(d, mix_name) for d in subdirs):  # song layout
         for d in subdirs:
-            mix = _audio_in(d, mix_name)
+            mix = find_audio(d, mix_name)
             if mix is None:
                 continue
-            refs = _references(lambda s, d=d: _audio_in(d, s), sources)
+            refs = _references(lambda s, d=d: find_audio(d, s), sources)
             recs.append(Recording(safe_name(d.name), mix, refs, coll))
     else:  # plain folder of recordings
-        for p in sorted(q for q in folder.rglob("*") if _is_audio(q)
-                        and not any(part.startswith(".") for part in q.relative_to(folder).parts)):
+        for p in list_audio_files(folder):
             rel = p.relative_to(folder).with_suffix("")
             recs.append(Recording(safe_name("__".join(rel.parts)), p, {}, coll))
     if not recs:

@@ -8,7 +8,12 @@ Plain classes and functions, no gin. May import: utils.
 
 - :func:`load_audio`, :func:`audio_info`, :func:`save_audio` (``data.audio``)
 - :func:`generate_demo_dataset`, :func:`synthesize_song` (``data.demo``)
-- :class:`StemFolderDataset` (``data.folder``)
+- :data:`AUDIO_EXTENSIONS`, :data:`DERIVED` (the stem table), :func:`find_audio_files`
+  (``data.files``: the one audio-file listing, torch-free)
+- :class:`TrackDataset` (``data.tracks``): the one dataset base (whole tracks or seeded
+  excerpts, silence redraws, remixing); :class:`StemFolderDataset` (``data.folder``),
+  :class:`BootstrappedDataset`, :class:`MUSDBDataset`, :class:`WHAMDataset` are its subclasses;
+  :class:`MixtureFolderDataset` (``data.user``): unlabelled files
 - :class:`Remixer` (``data.mixing``)
 - :class:`AudioCache` (``data.cache``)
 """
@@ -21,6 +26,8 @@ _EXPORTS = {
     "load_audio": "audio", "audio_info": "audio", "save_audio": "audio",
     "generate_demo_dataset": "demo", "synthesize_song": "demo", "DemoSong": "demo",
     "check_same_length": "audio",
+    "AUDIO_EXTENSIONS": "files", "DERIVED": "files", "find_audio_files": "files",
+    "TrackDataset": "tracks",
     "StemFolderDataset": "folder", "detect_layout": "folder",
     "BootstrappedDataset": "bootstrapped", "MixtureOfMixtures": "mixture_of_mixtures",
     "spatialize_wham": "spatialize",

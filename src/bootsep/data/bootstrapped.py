@@ -18,15 +18,14 @@ import os
 from pathlib import Path
 
 from ..utils.errors import UserError
+from .files import subfolders
 from .folder import StemFolderDataset
 from .mixing import Remixer
 
 
 def folder_labels(folder: str | os.PathLike) -> tuple[str, ...]:
     """Source labels of an organize destination: its non-hidden sub-folders, sorted."""
-    folder = Path(folder)
-    return tuple(sorted(d.name for d in folder.iterdir()
-                        if d.is_dir() and not d.name.startswith(".")))
+    return tuple(d.name for d in subfolders(Path(folder)))
 
 
 class BootstrappedDataset(StemFolderDataset):

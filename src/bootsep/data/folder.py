@@ -17,41 +17,24 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
 from bootsep.data.cache import AudioCache
-from bootsep.data.mixing import MixPlan, Remixer, SourcePick, draw_excerpt
+from bootsep.data.files import DERIVED, KNOWN_STEMS, find_audio, list_audio_files, subfolders
+from bootsep.data.mixing import Remixer
+from bootsep.data.tracks import TrackDataset, fit
 from bootsep.utils.errors import UserError
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif")
-KNOWN_STEMS = frozenset({"mixture", "mix", "vocals", "drums", "bass", "other", "accompaniment"})
-# Stems that may be missing on disk and are then summed from others (explicit names only).
-DERIVED = {"accompaniment": ("drums", "bass", "other"),
-           "mixture": ("vocals", "drums", "bass", "other")}
 LAYOUT_HELP = ("the expected layout is ROOT/<split>/<song>/<stem>.wav (MUSDB18-HQ) or "
                "ROOT/<split>/<stem>/<song>.wav (per-stem folders)")
 
 
 def detect_layout(split_dir: str | os.PathLike, stem_names=KNOWN_STEMS) -> str:
     """``'stem'`` when every visible sub-folder of ``split_dir`` is a stem name, else ``'song'``."""
-    subdirs = _subdirs(Path(split_dir))
+    subdirs = subfolders(Path(split_dir))
     names = set(stem_names) | KNOWN_STEMS
     if subdirs and all(d.name in names for d in subdirs):
         return "stem"
     return "song"
-
-
-def _subdirs(folder: Path) -> list[Path]:
-    return sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
-
-
-def _find_audio(folder: Path, stem: str) -> Path | None:
-    for ext in AUDIO_EXTENSIONS:
-        p = folder / f"{stem}{ext}"
-        if p.is_file():
-            return p
-    return None
 
 
 def _select_songs(found: list[str], files: list, songs, split_dir: Path):
@@ -71,15 +54,16 @@ def _select_songs(found: list[str], files: list, songs, split_dir: Path):
     return [found[i] for i in keep], [files[i] for i in keep]
 
 
-class StemFolderDataset(Dataset):
+class StemFolderDataset(TrackDataset):
     """Mixtures and sources from a folder of stems, as full songs or random excerpts.
 
     Args:
         root: dataset root (contains ``<split>/``).
         split: sub-folder, e.g. ``'train'``, ``'valid'``, ``'test'``.
         sources: source names in output order (default ``('accompaniment', 'vocals')``). A
-            name missing on disk is summed from its parts when :data:`DERIVED` lists them
-            (``accompaniment = drums + bass + other``).
+            name missing on disk is summed from its parts when
+            :data:`~bootsep.data.files.DERIVED` lists them (``accompaniment = drums + bass +
+            other``).
         mix_name: mixture stem (default ``'mixture'``; if missing on disk it is summed from
             vocals + drums + bass + other).
         sample_rate: output rate in Hz (default 16000); files at other rates are resampled.
@@ -87,9 +71,6 @@ class StemFolderDataset(Dataset):
             to the song's channel count, and every song must have the same channel count (a
             folder mixing mono and stereo songs is an error naming one file of each).
 
-    The stems of a song must have the same length (equal frame counts in the files' native
-    rate; see :func:`~bootsep.data.audio.check_same_length`): a truncated stem is an error
-    naming the files, never a silent crop to the shortest.
         excerpt_seconds: None (default) = whole songs in sorted order, ``len`` = number of songs
             (capped by ``num_items``). Otherwise random excerpts of this many seconds: item ``i``
             draws from ``numpy.random.default_rng([seed, i])``, so an index gives the same
@@ -119,7 +100,10 @@ class StemFolderDataset(Dataset):
         coherent: bool, all sources from the same song and span
 
     ``mix`` is the mixture file (or the sum of its parts when derived); with ``remix`` it is
-    ``sources.sum(0)``, sample for sample.
+    ``sources.sum(0)``, sample for sample. The stems of a song must have the same length (equal
+    frame counts in the files' native rate; see :func:`~bootsep.data.audio.check_same_length`):
+    a truncated stem is an error naming the files, never a silent crop to the shortest. The item
+    logic (excerpts, redraws, remixing) is :class:`~bootsep.data.tracks.TrackDataset`'s.
     """
 
     def __init__(self, root: str | os.PathLike, split: str,
@@ -133,25 +117,15 @@ class StemFolderDataset(Dataset):
                  songs: Sequence[str] | int | None = None):
         self.root = Path(root)
         self.split = str(split)
-        self.sources = tuple(sources)
         self.mix_name = str(mix_name)
-        self.sample_rate = int(sample_rate)
         self.mono = bool(mono)
-        self.excerpt_seconds = None if excerpt_seconds is None else float(excerpt_seconds)
-        self.num_items = None if num_items is None else int(num_items)
-        self.seed = int(seed)
-        self.remix = remix
-        self.cache = AudioCache(cache) if isinstance(cache, (str, os.PathLike)) else cache
-        self.silence_db = float(silence_db)
-        self.max_retries = int(max_retries)
-
-        if not self.sources or len(set(self.sources)) != len(self.sources):
+        sources = tuple(sources)
+        if not sources or len(set(sources)) != len(sources):
             raise UserError(f"sources must be distinct, non-empty names, got {list(sources)}")
-        if self.excerpt_seconds is not None and self.excerpt_seconds <= 0:
-            raise UserError(f"excerpt_seconds must be > 0, got {excerpt_seconds}")
-        if remix is not None and self.excerpt_seconds is None:
-            raise UserError("remixing needs excerpt_seconds (whole songs cannot be remixed); "
-                            "set excerpt_seconds or remove remix")
+        self._configure(sources=sources, sample_rate=sample_rate,
+                        excerpt_seconds=excerpt_seconds, num_items=num_items, seed=seed,
+                        remix=remix, silence_db=silence_db, max_retries=max_retries,
+                        cache=cache, noun="songs")
         if layout not in ("auto", "song", "stem"):
             raise UserError(f"layout must be 'auto', 'song' or 'stem', got {layout!r}")
 
@@ -169,57 +143,49 @@ class StemFolderDataset(Dataset):
         found, files = self._scan(split_dir)
         if songs is not None:
             found, files = _select_songs(found, files, songs, split_dir)
-        self._songs: list[str] = []
-        self._files: list[dict[str, tuple[Path, ...]]] = []
-        self._lengths: list[int] = []
-        self._channels: list[int] = []
-        for song, f in zip(found, files):
-            length, channels = self._probe(song, f)
-            if min_seconds is not None and length < min_seconds * self.sample_rate:
-                continue
-            self._songs.append(song)
-            self._files.append(f)
-            self._lengths.append(length)
-            self._channels.append(channels)
-        if not self._songs:
-            raise UserError(f"no songs left in {split_dir} (min_seconds={min_seconds}); "
-                            f"{LAYOUT_HELP}")
-        if len(set(self._channels)) > 1:
-            a = self._channels.index(min(self._channels))
-            b = self._channels.index(max(self._channels))
-            raise UserError(
-                f"{split_dir} mixes songs with {self._channels[a]} and {self._channels[b]} "
-                f"channels (e.g. {next(iter(self._files[a].values()))[0]} and "
-                f"{next(iter(self._files[b].values()))[0]}); with mono=False every song must "
-                f"have the same channel count: set StemFolderDataset.mono = True or convert "
-                f"the files")
+        probed = [self._probe(song, f) for song, f in zip(found, files)]
+        self._files: list[dict[str, tuple[Path, ...]]] = files  # cut to the kept songs below
+        self._set_tracks(names=found, lengths=[n for n, _ in probed],
+                         channels=[c for _, c in probed], min_seconds=min_seconds,
+                         where=str(split_dir), hint=LAYOUT_HELP)
+        self._files = [files[i] for i in self._keep]
+
+    def _mixed_channels_error(self, a: int, b: int, where: str) -> UserError:
+        return UserError(
+            f"{where} mixes songs with {self._channels[a]} and {self._channels[b]} "
+            f"channels (e.g. {self._first_file(a)} and {self._first_file(b)}); with mono=False "
+            f"every song must have the same channel count: set StemFolderDataset.mono = True "
+            f"or convert the files")
+
+    def _first_file(self, kept: int) -> Path:
+        # during _set_tracks, self._files still lists every scanned song
+        return next(iter(self._files[self._keep[kept]].values()))[0]
 
     # ------------------------------------------------------------------ scanning
 
     def _scan(self, split_dir: Path):
         if self.layout == "song":
-            song_dirs = _subdirs(split_dir)
+            song_dirs = subfolders(split_dir)
             if not song_dirs:
                 raise UserError(f"no song folders in {split_dir}; {LAYOUT_HELP}")
             songs = [d.name for d in song_dirs]
 
             def locate(song, stem):
-                return _find_audio(split_dir / song, stem)
+                return find_audio(split_dir / song, stem)
 
             def expected(song, stem):
                 return split_dir / song / f"{stem}.wav"
         else:
             names = set()
-            for d in _subdirs(split_dir):
-                names.update(p.stem for p in d.iterdir()
-                             if p.suffix.lower() in AUDIO_EXTENSIONS and not p.name.startswith("."))
+            for d in subfolders(split_dir):
+                names.update(p.stem for p in list_audio_files(d, recursive=False))
             if not names:
                 raise UserError(f"no audio files in the stem folders of {split_dir}; "
                                 f"{LAYOUT_HELP}")
             songs = sorted(names)
 
             def locate(song, stem):
-                return _find_audio(split_dir / stem, song)
+                return find_audio(split_dir / stem, song)
 
             def expected(song, stem):
                 return split_dir / stem / f"{song}.wav"
@@ -262,18 +228,12 @@ class StemFolderDataset(Dataset):
     @property
     def songs(self) -> list[str]:
         """Song names in index order."""
-        return list(self._songs)
+        return list(self._names)
 
     def audio_files(self) -> list[Path]:
         """Every file the dataset reads (for :meth:`AudioCache.populate`)."""
         out = {p for f in self._files for paths in f.values() for p in paths}
         return sorted(out)
-
-    def item_names(self) -> list[str] | None:
-        """Item names without loading audio (full-song mode); None for random excerpts."""
-        if self.excerpt_seconds is not None:
-            return None
-        return self._songs[: len(self)]
 
     def item_paths(self, index: int) -> dict:
         """``{'mixture_path': str, 'reference_paths': {source: str}}`` of a full-song item
@@ -284,97 +244,28 @@ class StemFolderDataset(Dataset):
             out["mixture_path"] = str(files[self.mix_name][0])
         return out
 
-    def __len__(self) -> int:
-        if self.excerpt_seconds is None:
-            n = len(self._songs)
-            return n if self.num_items is None else min(n, self.num_items)
-        return len(self._songs) if self.num_items is None else self.num_items
-
     def __repr__(self) -> str:
         return (f"StemFolderDataset(root={str(self.root)!r}, split={self.split!r}, "
-                f"layout={self.layout!r}, songs={len(self._songs)}, items={len(self)}, "
+                f"layout={self.layout!r}, songs={len(self._names)}, items={len(self)}, "
                 f"sources={self.sources}, excerpt_seconds={self.excerpt_seconds})")
 
     # ------------------------------------------------------------------ items
 
     def _read(self, song: int, name: str, start: int, n: int) -> np.ndarray:
-        """float32 ``(channels, n)`` of stem ``name`` of ``song`` from sample ``start``."""
-        from bootsep.data.audio import load_audio
-
+        """float32 ``(channels, n)`` of stem ``name`` of ``song`` from sample ``start`` (the sum
+        of its parts when derived)."""
         total = None
         for path in self._files[song][name]:
-            kw = dict(sample_rate=self.sample_rate, mono=self.mono,
-                      offset=start / self.sample_rate, duration=n / self.sample_rate)
-            x = self.cache.load(path, **kw) if self.cache is not None else load_audio(path, **kw)
+            x = self._load(path, start, n, self.mono)
             total = x if total is None else _add_padded(total, x)
-        ch = self._channels[song]
-        if total.shape[0] != ch:
-            total = np.repeat(total[:1], ch, axis=0)
-        out = np.zeros((ch, n), dtype=np.float32)
-        m = min(n, total.shape[1])
-        out[:, :m] = total[:, :m]
-        return out
+        return fit(total, self._channels[song], n)
 
-    def _render(self, plan: MixPlan, n: int, from_sources: bool):
-        srcs = []
-        for name, pick in zip(self.sources, plan.picks):
-            x = self._read(pick.song, name, pick.start, n)
-            if pick.gain_db:
-                x = x * np.float32(10 ** (pick.gain_db / 20))
-            srcs.append(x)
-        ch = max(s.shape[0] for s in srcs)
-        sources = np.stack([np.broadcast_to(s, (ch, n)) for s in srcs])
-        if from_sources:
-            mix = sources.sum(axis=0, dtype=np.float32)
-        else:
-            p = plan.picks[0]
-            mix = self._read(p.song, self.mix_name, p.start, n)
-        return mix, sources
+    def _read_coherent(self, track: int, start: int, n: int):
+        sources = np.stack([self._read(track, name, start, n) for name in self.sources])
+        return self._read(track, self.mix_name, start, n), sources
 
-    def _plan(self, rng: np.random.Generator, n: int) -> MixPlan:
-        if self.remix is not None:
-            return self.remix.plan(rng, self._lengths, n, len(self.sources))
-        song, start = draw_excerpt(rng, self._lengths, n)
-        return MixPlan(True, tuple(SourcePick(song, start) for _ in self.sources))
-
-    def __getitem__(self, index: int) -> dict:
-        index = int(index)
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} items")
-        if self.excerpt_seconds is None:
-            n = self._lengths[index]
-            plan = MixPlan(True, tuple(SourcePick(index, 0) for _ in self.sources))
-            mix, sources = self._render(plan, n, from_sources=False)
-        else:
-            n = int(round(self.excerpt_seconds * self.sample_rate))
-            rng = np.random.default_rng([self.seed, index])
-            best = None
-            for _ in range(self.max_retries + 1):
-                plan = self._plan(rng, n)
-                mix, sources = self._render(plan, n, from_sources=self.remix is not None)
-                level = 10 * np.log10(np.mean(np.square(mix, dtype=np.float64)) + 1e-20)
-                if best is None or level > best[0]:
-                    best = (level, plan, mix, sources)
-                if level >= self.silence_db:
-                    break
-            _, plan, mix, sources = best
-        names = [self._songs[p.song] for p in plan.picks]
-        name = names[0] if len(set(names)) == 1 else "+".join(names)
-        extra = {"paths": self.item_paths(index)} if self.excerpt_seconds is None else {}
-        return {
-            **extra,
-            "mix": torch.from_numpy(np.ascontiguousarray(mix)),
-            "sources": torch.from_numpy(np.ascontiguousarray(sources)),
-            "name": name,
-            "index": index,
-            "offset": plan.picks[0].start / self.sample_rate,
-            "offsets": torch.tensor([p.start / self.sample_rate for p in plan.picks],
-                                    dtype=torch.float32),
-            "gains_db": torch.tensor([p.gain_db for p in plan.picks], dtype=torch.float32),
-            "coherent": plan.coherent,
-        }
+    def _read_source(self, track: int, k: int, start: int, n: int):
+        return self._read(track, self.sources[k], start, n)
 
 
 def _add_padded(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -36,18 +36,17 @@ from pathlib import Path
 
 import numpy as np
 
-from bootsep.data._tracks import TrackDataset, fit
+from bootsep.data.files import DERIVED, MUSDB_STEMS
 from bootsep.data.mixing import Remixer
+from bootsep.data.tracks import TrackDataset, fit
 from bootsep.utils.errors import UserError
 
 log = logging.getLogger(__name__)
 
-MUSDB_STEMS = ("vocals", "drums", "bass", "other")
-#: target name -> the MUSDB stems it sums
-TARGETS = {"vocals": ("vocals",), "drums": ("drums",), "bass": ("bass",), "other": ("other",),
-           "accompaniment": ("drums", "bass", "other"),
-           "mixture": ("vocals", "drums", "bass", "other")}
-PREPARED_STEMS = ("bass", "drums", "other", "vocals", "accompaniment", "mixture")
+#: target name -> the MUSDB stems it sums (the stem table of :mod:`bootsep.data.files`)
+TARGETS = {**{s: (s,) for s in MUSDB_STEMS}, **DERIVED}
+#: the files :func:`prepare_musdb` writes per track: the four stems, then the two sums
+PREPARED_STEMS = (*sorted(MUSDB_STEMS), *DERIVED)
 #: split -> (musdb subset folder, musdb split)
 SPLITS = {"train": ("train", "train"), "valid": ("train", "valid"), "test": ("test", None)}
 FFMPEG_HELP = ("reading MUSDB18 .stem.mp4 files needs ffmpeg and ffprobe (stempeg runs them), "
@@ -586,7 +585,7 @@ class MUSDBDataset(TrackDataset):
         stems = self._stems(track, parts, start, n)
         return sum(stems[s] for s in parts)
 
-    def _track_paths(self, track: int) -> dict:
+    def item_paths(self, track: int) -> dict:
         t = self.tracks[track]
         if not t.is_wav:
             return {"mixture_path": t.path, "reference_paths": {s: t.path for s in self.sources}}

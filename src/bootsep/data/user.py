@@ -9,7 +9,11 @@ with ``split=''`` when the folders sit directly under the root::
 
 :class:`MixtureFolderDataset` covers the rest: recordings to separate (``separate``), or to run
 primitive separators over, with no ground truth. Items have ``sources`` of shape
-``(0, channels, samples)`` and ``.sources == ()``, so nothing tries to score them.
+``(0, channels, samples)`` and ``.sources == ()``, so nothing tries to score them. It is not a
+:class:`~bootsep.data.tracks.TrackDataset` (no stems, no excerpts, each file at its own rate
+when ``sample_rate=None``); it shares the file listing
+(:func:`~bootsep.data.files.find_audio_files`) and the index check
+(:func:`~bootsep.data.tracks.item_index`).
 """
 
 from __future__ import annotations
@@ -21,35 +25,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from bootsep.utils.errors import UserError
-
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif")
-
-
-def find_audio_files(root: str | os.PathLike, extensions=AUDIO_EXTENSIONS,
-                     recursive: bool = True) -> list[Path]:
-    """Audio files under ``root`` (or ``[root]`` for a file), sorted; hidden names skipped.
-
-    Raises:
-        UserError: ``root`` does not exist, has an unsupported extension, or holds no audio.
-    """
-    root = Path(root).expanduser()
-    exts = tuple(e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions)
-    if root.is_file():
-        if root.suffix.lower() not in exts:
-            raise UserError(f"{root}: unsupported audio file type {root.suffix!r}; use one of "
-                            f"{list(exts)} (convert with `ffmpeg -i IN OUT.wav`)")
-        return [root]
-    if not root.is_dir():
-        raise UserError(f"input not found: {root} (give an audio file or a folder of them)")
-    pattern = "**/*" if recursive else "*"
-    files = sorted(p for p in root.glob(pattern)
-                   if p.is_file() and p.suffix.lower() in exts
-                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
-    if not files:
-        raise UserError(f"no audio files ({', '.join(exts)}) in {root}"
-                        f"{'' if recursive else ' (not searched recursively)'}")
-    return files
+from bootsep.data.files import AUDIO_EXTENSIONS, find_audio_files
+from bootsep.data.tracks import item_index
 
 
 class MixtureFolderDataset(Dataset):
@@ -104,11 +81,7 @@ class MixtureFolderDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         from bootsep.data.audio import audio_info, load_audio
 
-        index = int(index)
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} items")
+        index = item_index(index, len(self))
         path = self.files[index]
         mix = load_audio(path, sample_rate=self.sample_rate, mono=self.mono)
         rate = self.sample_rate or audio_info(path)[0]

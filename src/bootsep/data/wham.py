@@ -27,8 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bootsep.data._tracks import TrackDataset, fit
+from bootsep.data.files import list_audio_files
 from bootsep.data.mixing import Remixer
+from bootsep.data.tracks import TrackDataset, fit
 from bootsep.utils.errors import UserError
 
 #: task -> (mixture folder, ((label, folder), ...))
@@ -61,8 +62,7 @@ def wham_folder(root: str | os.PathLike, split: str = "tr", mode: str = "min",
 
 
 def _wav_names(folder: Path) -> list[str]:
-    return sorted(p.stem for p in folder.iterdir()
-                  if p.suffix.lower() == ".wav" and not p.name.startswith("."))
+    return sorted(p.stem for p in list_audio_files(folder, (".wav",), recursive=False))
 
 
 def check_wham_folder(split_dir: str | os.PathLike, folders, check_lengths: bool = True,
@@ -183,8 +183,6 @@ class WHAMDataset(TrackDataset):
                  min_seconds: float | None = None, check_lengths: bool = True,
                  silence_db: float = -60.0, max_retries: int = 5,
                  channel: int | str | None = None, sources=None):
-        from bootsep.data.cache import AudioCache
-
         task = TASK_ALIASES.get(task, task)
         if task not in WHAM_TASKS:
             raise UserError(f"unknown WHAM! task {task!r}; choose from {sorted(WHAM_TASKS)} "
@@ -206,7 +204,6 @@ class WHAMDataset(TrackDataset):
         self.split = self.split_dir.name
         self.mix_folder, pairs = WHAM_TASKS[task]
         self.source_folders = tuple(f for _, f in pairs)
-        self.cache = AudioCache(cache) if isinstance(cache, (str, os.PathLike)) else cache
         names, lengths = check_wham_folder(self.split_dir, (self.mix_folder, *self.source_folders),
                                            check_lengths=check_lengths,
                                            sample_rate=sample_rate)
@@ -222,7 +219,7 @@ class WHAMDataset(TrackDataset):
         self._setup(names=names, lengths=lengths, channels=[n_ch] * len(names),
                     sources=self._source_names(pairs, sources), sample_rate=sample_rate,
                     excerpt_seconds=excerpt_seconds, num_items=num_items, seed=seed,
-                    remix=remix, silence_db=silence_db, max_retries=max_retries,
+                    remix=remix, silence_db=silence_db, max_retries=max_retries, cache=cache,
                     min_seconds=min_seconds, where=str(self.split_dir))
 
     @staticmethod
@@ -254,26 +251,22 @@ class WHAMDataset(TrackDataset):
         return [self._path(t, f) for t in range(len(self._names))
                 for f in (self.mix_folder, *self.source_folders)]
 
-    def _load(self, path: Path, start: int, n: int) -> np.ndarray:
-        from bootsep.data.audio import load_audio
-
-        kw = dict(sample_rate=self.sample_rate, mono=self.channel is None,
-                  offset=start / self.sample_rate, duration=n / self.sample_rate)
-        x = self.cache.load(path, **kw) if self.cache is not None else load_audio(path, **kw)
+    def _read(self, path: Path, start: int, n: int) -> np.ndarray:
+        x = self._load(path, start, n, mono=self.channel is None)
         if isinstance(self.channel, int):
             x = x[min(self.channel, x.shape[0] - 1):][:1]  # a mono file (noise) has channel 0 only
         return fit(x, self._channels[0] if self._channels else 1, n)
 
     def _read_coherent(self, track: int, start: int, n: int):
-        mix = self._load(self._path(track, self.mix_folder), start, n)
-        sources = np.stack([self._load(self._path(track, f), start, n)
+        mix = self._read(self._path(track, self.mix_folder), start, n)
+        sources = np.stack([self._read(self._path(track, f), start, n)
                             for f in self.source_folders])
         return mix, sources
 
     def _read_source(self, track: int, k: int, start: int, n: int):
-        return self._load(self._path(track, self.source_folders[k]), start, n)
+        return self._read(self._path(track, self.source_folders[k]), start, n)
 
-    def _track_paths(self, track: int) -> dict:
+    def item_paths(self, track: int) -> dict:
         return {"mixture_path": str(self._path(track, self.mix_folder)),
                 "reference_paths": {label: str(self._path(track, f))
                                     for label, f in zip(self.sources, self.source_folders)}}

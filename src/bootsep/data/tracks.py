@@ -1,18 +1,27 @@
-"""Shared item logic of the track datasets (MUSDB streaming, WHAM!): whole tracks or excerpts.
+"""The one dataset base: tracks with stems, as whole tracks or seeded random excerpts.
 
-A subclass lists its tracks (names, lengths in output samples, channel counts) and knows how to
-read one span of a track; this base turns that into the project's item dicts with the same
-rules as :class:`~bootsep.data.folder.StemFolderDataset`: whole tracks in sorted order, or random
-excerpts where item ``i`` draws from ``numpy.random.default_rng([seed, i])`` (the same excerpt in
-every worker and run), optional remixing through :class:`~bootsep.data.mixing.Remixer`, and
-redraws of near-silent excerpts.
+:class:`TrackDataset` holds the item logic every labelled dataset shares
+(:class:`~bootsep.data.folder.StemFolderDataset` and its
+:class:`~bootsep.data.bootstrapped.BootstrappedDataset`,
+:class:`~bootsep.data.musdb.MUSDBDataset`, :class:`~bootsep.data.wham.WHAMDataset`): a subclass
+lists its tracks (names, lengths in output samples, channel counts) and knows how to read one
+span of a track; this base turns that into the project's item dicts: whole tracks in sorted
+order, or random excerpts where item ``i`` draws from ``numpy.random.default_rng([seed, i])``
+(the same excerpt in every worker and run), optional remixing through
+:class:`~bootsep.data.mixing.Remixer`, and redraws of near-silent excerpts.
+:func:`item_index` is the index check of every dataset (also the unlabelled
+:class:`~bootsep.data.user.MixtureFolderDataset`).
 
 Loud rather than silently wrong: tracks with different channel counts are refused (a batch
 cannot hold both); subclasses refuse stems of one track with different lengths (WHAM!'s
-``check_lengths``, MUSDB18-HQ's :func:`~bootsep.data.musdb.stem_info`) instead of cropping.
+``check_lengths``, MUSDB18-HQ's :func:`~bootsep.data.musdb.stem_info`,
+:func:`~bootsep.data.audio.check_same_length` for folders) instead of cropping.
 """
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,23 +31,50 @@ from bootsep.data.mixing import MixPlan, Remixer, SourcePick, draw_excerpt
 from bootsep.utils.errors import UserError
 
 
+def item_index(index: int, length: int) -> int:
+    """``index`` as an int in ``[0, length)``; negative values count from the end.
+
+    Raises:
+        IndexError: outside ``[-length, length)`` (what ``Dataset`` iteration expects).
+    """
+    index = int(index)
+    if index < 0:
+        index += length
+    if not 0 <= index < length:
+        raise IndexError(f"index {index} out of range for {length} items")
+    return index
+
+
 class TrackDataset(Dataset):
-    """Base class; subclasses call :meth:`_setup` and implement the ``_read_*`` methods.
+    """Base class; subclasses call :meth:`_configure` (or :meth:`_setup`) and implement the
+    ``_read_*`` methods and :meth:`item_paths`.
 
     Subclass contract:
         ``_read_coherent(track, start, n) -> (mix (C, n), sources (n_src, C, n))`` float32, the
         mixture and every source of one track over the same span (``start``/``n`` in output
         samples; zero-padded past the end).
         ``_read_source(track, k, start, n) -> (C, n)`` float32, source ``k`` only (remixing).
-        ``_track_paths(track) -> dict`` (``mixture_path``, ``reference_paths``) for full items.
+        ``item_paths(track) -> dict`` (``mixture_path``, ``reference_paths``) for whole items.
+
+    Set up in two steps so that a subclass can check its options before it lists files:
+    :meth:`_configure` (options: sources, rate, excerpts, remix, cache) and
+    :meth:`_set_tracks` (the listed tracks); :meth:`_setup` does both.
     """
 
     sources: tuple[str, ...]
+    cache = None
 
-    def _setup(self, *, names, lengths, channels, sources, sample_rate: int,
-               excerpt_seconds: float | None, num_items: int | None, seed: int,
-               remix: Remixer | None, silence_db: float, max_retries: int,
-               min_seconds: float | None, where: str) -> None:
+    def _configure(self, *, sources, sample_rate: int, excerpt_seconds: float | None,
+                   num_items: int | None, seed: int, remix: Remixer | None, silence_db: float,
+                   max_retries: int, cache=None, noun: str = "tracks") -> None:
+        """Store and check the options shared by every track dataset.
+
+        ``cache``: an :class:`~bootsep.data.cache.AudioCache`, its folder, or None (read the
+        files each time; see :meth:`_load`). ``noun`` names the tracks in error messages
+        (``'songs'``, ``'tracks'``).
+        """
+        from bootsep.data.cache import AudioCache
+
         self.sources = tuple(sources)
         self.sample_rate = int(sample_rate)
         self.excerpt_seconds = None if excerpt_seconds is None else float(excerpt_seconds)
@@ -47,17 +83,29 @@ class TrackDataset(Dataset):
         self.remix = remix
         self.silence_db = float(silence_db)
         self.max_retries = int(max_retries)
+        self._noun = noun
+        self.cache = AudioCache(cache) if isinstance(cache, (str, os.PathLike)) else cache
         if self.excerpt_seconds is not None and self.excerpt_seconds <= 0:
             raise UserError(f"excerpt_seconds must be > 0, got {excerpt_seconds}")
         if remix is not None and self.excerpt_seconds is None:
-            raise UserError("remixing needs excerpt_seconds (whole tracks cannot be remixed); "
+            raise UserError(f"remixing needs excerpt_seconds (whole {noun} cannot be remixed); "
                             "set excerpt_seconds or remove remix")
         if self.num_items is not None and self.num_items < 1:
             raise UserError(f"num_items must be >= 1, got {num_items}")
+
+    def _set_tracks(self, *, names, lengths, channels, min_seconds: float | None, where: str,
+                    hint: str = "") -> None:
+        """Keep the tracks at least ``min_seconds`` long (their indices into the subclass's
+        lists in ``self._keep``); refuse none left, or tracks with different channel counts.
+
+        ``lengths`` in output samples; ``where`` (the folder) and ``hint`` (appended after
+        ``;``) go into the error messages.
+        """
         keep = [i for i, n in enumerate(lengths)
                 if min_seconds is None or n >= float(min_seconds) * self.sample_rate]
         if not keep:
-            raise UserError(f"no tracks left in {where} (min_seconds={min_seconds})")
+            raise UserError(f"no {self._noun} left in {where} (min_seconds={min_seconds})"
+                            + (f"; {hint}" if hint else ""))
         self._keep = keep  # indices into the subclass's own track list
         self._names = [names[i] for i in keep]
         self._lengths = [int(lengths[i]) for i in keep]
@@ -65,10 +113,21 @@ class TrackDataset(Dataset):
         if len(set(self._channels)) > 1:
             a = self._channels.index(min(self._channels))
             b = self._channels.index(max(self._channels))
-            raise UserError(f"{where} mixes tracks with {self._channels[a]} and "
-                            f"{self._channels[b]} channels (e.g. {self._names[a]!r} and "
-                            f"{self._names[b]!r}); every track must have the same channel "
-                            f"count: use mono=True or convert the files")
+            raise self._mixed_channels_error(a, b, where)
+
+    def _setup(self, *, names, lengths, channels, min_seconds: float | None, where: str,
+               **options) -> None:
+        """:meth:`_configure` with ``options``, then :meth:`_set_tracks`."""
+        self._configure(**options)
+        self._set_tracks(names=names, lengths=lengths, channels=channels,
+                         min_seconds=min_seconds, where=where)
+
+    def _mixed_channels_error(self, a: int, b: int, where: str) -> UserError:
+        """The error for kept tracks ``a`` (fewest channels) and ``b`` (most)."""
+        return UserError(f"{where} mixes tracks with {self._channels[a]} and "
+                         f"{self._channels[b]} channels (e.g. {self._names[a]!r} and "
+                         f"{self._names[b]!r}); every track must have the same channel "
+                         f"count: use mono=True or convert the files")
 
     # ------------------------------------------------------------------ public info
 
@@ -85,6 +144,15 @@ class TrackDataset(Dataset):
         return n if self.num_items is None else self.num_items
 
     # ------------------------------------------------------------------ items
+
+    def _load(self, path: Path, start: int, n: int, mono: bool) -> np.ndarray:
+        """float32 ``(channels, <= n)`` of ``path`` from output sample ``start``, at
+        ``sample_rate``, through the cache when there is one."""
+        from bootsep.data.audio import load_audio
+
+        kw = dict(sample_rate=self.sample_rate, mono=mono, offset=start / self.sample_rate,
+                  duration=n / self.sample_rate)
+        return self.cache.load(path, **kw) if self.cache is not None else load_audio(path, **kw)
 
     def _render(self, plan: MixPlan, n: int):
         if self.remix is None:
@@ -106,11 +174,7 @@ class TrackDataset(Dataset):
         return MixPlan(True, tuple(SourcePick(song, start) for _ in self.sources))
 
     def __getitem__(self, index: int) -> dict:
-        index = int(index)
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} items")
+        index = item_index(index, len(self))
         if self.excerpt_seconds is None:
             n = self._lengths[index]
             plan = MixPlan(True, tuple(SourcePick(index, 0) for _ in self.sources))
@@ -130,7 +194,7 @@ class TrackDataset(Dataset):
             _, plan, mix, sources = best
         names = [self._names[p.song] for p in plan.picks]
         name = names[0] if len(set(names)) == 1 else "+".join(names)
-        extra = {"paths": self._track_paths(index)} if self.excerpt_seconds is None else {}
+        extra = {"paths": self.item_paths(index)} if self.excerpt_seconds is None else {}
         return {
             **extra,
             "mix": torch.from_numpy(np.ascontiguousarray(mix, dtype=np.float32)),
@@ -152,7 +216,9 @@ class TrackDataset(Dataset):
     def _read_source(self, track: int, k: int, start: int, n: int):  # pragma: no cover
         raise NotImplementedError
 
-    def _track_paths(self, track: int) -> dict:  # pragma: no cover - abstract
+    def item_paths(self, track: int) -> dict:  # pragma: no cover - abstract
+        """``{'mixture_path': str, 'reference_paths': {source: str}}`` of whole track
+        ``track`` (what evaluation records next to its scores)."""
         raise NotImplementedError
 
 
