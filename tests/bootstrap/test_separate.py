@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -124,18 +125,18 @@ def test_a_run_killed_between_a_segments_wavs_and_its_json_redoes_exactly_that_s
         songs, tmp_path, monkeypatch):
     """The resume protocol (bootstrap.results): the JSON is written last, so a segment whose
     WAVs exist without it is unfinished, and a rerun redoes it and nothing else."""
-    import bootsep.bootstrap.results as results
+    import bootsep.utils.io as io
 
     segs = _segments(songs)
     victim = segs[-1].name
-    real = results.atomic_write_json
+    real = io.atomic_write_text          # every JSON write ends here, whichever writer
 
-    def killed_before_the_json(path, obj, **kw):
-        if path == results.result_path(tmp_path / "sep", victim):
+    def killed_before_the_json(path, text):
+        if Path(path) == tmp_path / "sep" / "results" / f"{victim}.json":
             raise RuntimeError("killed between the writes")
-        return real(path, obj, **kw)
+        return real(path, text)
 
-    monkeypatch.setattr(results, "atomic_write_json", killed_before_the_json)
+    monkeypatch.setattr(io, "atomic_write_text", killed_before_the_json)
     with pytest.raises(RuntimeError, match="killed between the writes"):
         separate_segments(SoftBandSeparator(SR), segs, tmp_path / "sep", min_loudness=None,
                           progress=False)
@@ -263,6 +264,33 @@ class _Swapping(SoftBandSeparator):
         if self.calls % 2 == 0:
             out.estimates = out.estimates.flip(0)
         return out
+
+
+class _CallIndex(SoftBandSeparator):
+    """Every estimate is the call's number, 1, 2, ...: the output shows the cross-fade weights."""
+
+    def separate(self, mix, sources=None, with_features=False):
+        out = super().separate(mix, sources, with_features)
+        out.estimates = torch.full_like(out.estimates, float(self.calls))
+        return out
+
+
+def test_file_mode_cross_fades_windows_with_the_ramp_of_the_deep_separators(tmp_path):
+    """One overlap-add (separation.windowing): over the overlap the next window's weight is
+    (t + 0.5) / overlap, as between a deep separator's chunks (tests/separation/test_deep.py)."""
+    n, window, overlap = 3 * SR, SR, SR // 4
+    src = write_wav(tmp_path / "song.wav", np.zeros((1, n)), SR)
+    separate_files(_CallIndex(SR), [src], tmp_path / "o", progress=False, window_seconds=1.0,
+                   overlap_seconds=0.25)
+    got, _ = sf.read(str(tmp_path / "o" / "vocals.wav"), dtype="float32")
+    bounds = file_windows(n, window, overlap)
+    expected = np.zeros(n)
+    for k, (s, e) in enumerate(bounds):
+        expected[s:e] = k + 1
+        if k:
+            a = (np.arange(overlap) + 0.5) / overlap
+            expected[s:s + overlap] = (1 - a) * k + a * (k + 1)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("sep_class", [SoftBandSeparator, _Swapping])

@@ -1,7 +1,9 @@
 """``separate --input``: whole user files in, one WAV per source out (file mode).
 
 Long files are separated in cross-faded windows (:func:`file_windows`,
-:func:`_separate_windowed`), so memory does not depend on a file's length; outputs keep the
+:func:`_separate_windowed`; the windows and the cross-fade are
+:mod:`bootsep.separation.windowing`'s, shared with the deep separators' chunks), so memory does
+not depend on a file's length; outputs keep the
 input's sample rate, length and channel count. What may be written into ``--output`` follows
 :mod:`bootsep.bootstrap.ownership`: the folder's ``separate.json`` lists every file written
 there (updated before each input's stems are written), a rerun skips inputs already separated
@@ -12,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,19 +52,15 @@ def _input_files(inputs: Sequence[str | os.PathLike]) -> list[tuple[Path, Path |
 def file_windows(frames: int, window: int, overlap: int) -> list[tuple[int, int]]:
     """``[(start, end), ...]`` sample ranges covering ``[0, frames)`` in windows of ``window``
     samples, consecutive ones sharing exactly ``overlap``; a last window shorter than half a
-    window is merged into the one before. One window when ``frames <= window``."""
+    window is merged into the one before. One window when ``frames <= window``
+    (:func:`~bootsep.separation.windowing.window_bounds`, checked for file mode's settings)."""
+    from ..separation.windowing import window_bounds
+
     if window <= 0 or overlap < 0 or 2 * overlap >= window:
         raise UserError(f"file windows need 0 <= 2 * overlap < window, got window={window} "
                         f"samples, overlap={overlap}; fix separate.window_seconds / "
                         "separate.overlap_seconds")
-    if frames <= window:
-        return [(0, frames)]
-    step = window - overlap
-    n = math.ceil((frames - overlap) / step)
-    bounds = [(i * step, min(i * step + window, frames)) for i in range(n)]
-    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < window // 2:
-        bounds[-2:] = [(bounds[-2][0], frames)]
-    return bounds
+    return window_bounds(frames, window, overlap, min_last=window // 2)
 
 
 def _best_order(tail: np.ndarray, head: np.ndarray) -> list[int]:
@@ -83,16 +80,23 @@ def _best_order(tail: np.ndarray, head: np.ndarray) -> list[int]:
 def _separate_windowed(separator, path: Path, sr: int, frames: int, channels: int,
                        window: int, overlap: int, write) -> None:
     """Separate ``path`` window by window (:func:`file_windows`), cross-fading the overlaps
-    linearly, and hand each finished block ``(n_src, channels, samples)`` to ``write``, in order.
-    Memory holds one window, whatever the file's length. Sources of separators whose order is
-    arbitrary (k-means) are matched to the previous window's on the overlap."""
+    linearly (:class:`~bootsep.separation.windowing.OverlapAdd`), and hand each finished block
+    ``(n_src, channels, samples)`` to ``write``, in order. Memory holds one window, whatever the
+    file's length. Sources of separators whose order is arbitrary (k-means) are matched to the
+    previous window's on the overlap."""
     import soundfile as sf
     import soxr
 
+    from ..separation.windowing import OverlapAdd
+
+    def align(tail, y):
+        return y[_best_order(tail, y[..., :tail.shape[-1]])]
+
     bounds = file_windows(frames, window, overlap)
+    join = OverlapAdd(bounds, dim=-1)
+    arbitrary = getattr(separator, "arbitrary_order", False)
     resampled = sr != separator.sample_rate
-    tail = None
-    for k, (start, end) in enumerate(bounds):
+    for start, end in bounds:
         try:
             data, _ = sf.read(str(path), start=start, stop=end, dtype="float32", always_2d=True)
         except Exception as err:  # noqa: BLE001 - any decoding failure is the user's file
@@ -111,15 +115,7 @@ def _separate_windowed(separator, path: Path, sr: int, frames: int, channels: in
                                   quality="HQ").reshape(-1, e.shape[0]).T
             m = min(n, e.shape[1])
             y[i, :, :m] = e[:channels, :m]
-        lap = 0 if tail is None else tail.shape[-1]
-        if lap:
-            if getattr(separator, "arbitrary_order", False):
-                y = y[_best_order(tail, y[..., :lap])]
-            fade = np.linspace(0.0, 1.0, lap + 2, dtype=np.float32)[1:-1]
-            y[..., :lap] = tail * (1.0 - fade) + y[..., :lap] * fade
-        keep = (bounds[k + 1][0] - start) if k + 1 < len(bounds) else n
-        write(y[..., :keep])
-        tail = y[..., keep:].copy() if k + 1 < len(bounds) else None
+        write(join.push(y, align if arbitrary else None))
 
 
 def separate_files(separator, inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *,

@@ -4,8 +4,9 @@ Both run the model over the mixture magnitude in overlapping chunks of frames so
 activations stay bounded for long signals (the STFT of a 10-minute signal is held in memory;
 the model never sees more than ``chunk_frames`` frames at once). Outputs of consecutive chunks
 are linearly cross-faded over the ``overlap_frames`` they share (complementary ramps that sum
-to 1). The model input features (dB re. max, per-example standardisation) are computed once on
-the whole signal and sliced per chunk, so chunking does not change the normalisation; only the
+to 1: :mod:`bootsep.separation.windowing`, the one overlap-add, which file mode uses too). The
+model input features (dB re. max, per-example standardisation) are computed once on the whole
+signal and sliced per chunk, so chunking does not change the normalisation; only the
 recurrent context at chunk edges differs. Channels go through the batch dimension.
 
 Inference always runs under ``torch.no_grad()`` with the model in ``eval()`` mode (the separator
@@ -24,6 +25,7 @@ import torch
 from ..dsp import STFT
 from ..utils.errors import UserError
 from .base import Separation, Separator
+from .windowing import OverlapAdd, window_bounds
 
 _DEFAULT_TWO = ("accompaniment", "vocals")
 
@@ -53,56 +55,32 @@ class _ChunkedModelSeparator(Separator):
 
     # ------------------------------------------------------------------ chunking
     def chunk_bounds(self, num_frames: int) -> list:
-        """``[(start, end), ...]`` frame ranges of the chunks covering ``num_frames`` frames."""
-        step = self.chunk_frames - self.overlap_frames
-        bounds, start = [], 0
-        while True:
-            end = min(start + self.chunk_frames, num_frames)
-            bounds.append((start, end))
-            if end >= num_frames:
-                return bounds
-            start += max(step, 1)
+        """``[(start, end), ...]`` frame ranges of the chunks covering ``num_frames`` frames
+        (:func:`~bootsep.separation.windowing.window_bounds`)."""
+        return window_bounds(num_frames, self.chunk_frames, self.overlap_frames)
 
     def _stream(self, mag: torch.Tensor, keys: Sequence[str]) -> Iterator[tuple]:
         """Yield ``(start, end, {key: output with time on dim 1})`` covering all frames in order.
 
         ``mag``: ``(batch, time, freq)``. Outputs: ``'embedding'`` ``(batch, t, freq, dim)``;
-        ``'mask'`` is moved to ``(batch, t, n_src, freq)``. Segments are final (cross-faded).
+        ``'mask'`` is moved to ``(batch, t, n_src, freq)``. Segments are final (cross-faded by
+        :class:`~bootsep.separation.windowing.OverlapAdd`).
         """
         self.model.eval()
-        num_frames = mag.shape[1]
         feats = self.model.input_features(mag) if self._accepts_features else None
-        ov = self.overlap_frames
-        up = (torch.arange(ov, device=mag.device, dtype=mag.dtype) + 0.5) / max(ov, 1)
-        pending: dict | None = None
+        bounds = self.chunk_bounds(mag.shape[1])
+        joins = {k: OverlapAdd(bounds, dim=1) for k in keys}
         done = 0
-        for start, end in self.chunk_bounds(num_frames):
+        for start, end in bounds:
             if feats is None:
                 out = self.model(mag[:, start:end])
             else:
                 out = self.model(mag[:, start:end], features=feats[:, start:end])
-            seg = {}
-            n = end - start
-            w = torch.ones(n, device=mag.device, dtype=mag.dtype)
-            if start > 0 and ov:
-                w[:ov] = up
-            if end < num_frames and ov:
-                w[n - ov:] = 1.0 - up
-            for k in keys:
-                y = out[k].movedim(2, 1) if k == "mask" else out[k]
-                y = y * w.view(1, n, *([1] * (y.dim() - 2)))
-                if pending is not None and ov and start > 0:
-                    y[:, :ov] += pending[k]
-                seg[k] = y
-            if end < num_frames and ov:
-                pending = {k: y[:, n - ov:] for k, y in seg.items()}
-                seg = {k: y[:, :n - ov] for k, y in seg.items()}
-                yield done, end - ov, seg
-                done = end - ov
-            else:
-                pending = None
-                yield done, end, seg
-                done = end
+            seg = {k: joins[k].push(out[k].movedim(2, 1) if k == "mask" else out[k])
+                   for k in keys}
+            stop = joins[keys[0]].done
+            yield done, stop, seg
+            done = stop
 
     def _full(self, mag: torch.Tensor, key: str) -> torch.Tensor:
         parts = [seg[key] for _, _, seg in self._stream(mag, [key])]
