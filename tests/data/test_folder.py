@@ -149,8 +149,24 @@ def test_clear_errors(tmp_path, tagged_root):
     (tagged_root / "train" / "song01" / "accompaniment.wav").unlink()
     with pytest.raises(UserError, match=r"'accompaniment' of song 'song01'.*parts drums, bass"):
         StemFolderDataset(tagged_root, "train", sources=("accompaniment",))
-    with pytest.raises(UserError, match="excerpt_seconds"):
+    with pytest.raises(UserError, match=r"^remixing needs excerpt_seconds \(whole songs cannot "
+                                        r"be remixed\)"):
         StemFolderDataset(tagged_root, "train", remix=Remixer())
+    fresh = write_tagged(tmp_path / "t", n_songs=2)
+    with pytest.raises(UserError, match=r"^no songs left in .*train \(min_seconds=5\); the "
+                                        r"expected layout is ROOT/<split>/<song>"):
+        StemFolderDataset(fresh, "train", min_seconds=5)
+    with pytest.raises(UserError, match=r"^num_items must be >= 1, got 0"):  # was 0 items
+        StemFolderDataset(fresh, "train", num_items=0)
+    with pytest.raises(UserError, match=r"^layout must be 'auto', 'song' or 'stem'"):
+        StemFolderDataset(fresh, "train", layout="songs")
+    (tmp_path / "e" / "train" / "vocals").mkdir(parents=True)
+    (tmp_path / "e" / "train" / "vocals" / "notes.txt").write_text("x")
+    with pytest.raises(UserError, match=r"^no audio files in the stem folders of .*e/train; "):
+        StemFolderDataset(tmp_path / "e", "train")
+    (tmp_path / "f" / "train").mkdir(parents=True)
+    with pytest.raises(UserError, match=r"^no song folders in .*f/train; "):
+        StemFolderDataset(tmp_path / "f", "train")
 
 
 def test_near_silent_excerpts_are_redrawn(tmp_path):
