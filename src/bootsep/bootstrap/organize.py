@@ -46,6 +46,7 @@ from pathlib import Path
 
 from ..utils.errors import UserError
 from ..utils.io import atomic_path, atomic_write_json
+from ..utils.results import MalformedResult, read_values
 from .ownership import outside_reason
 
 log = logging.getLogger(__name__)
@@ -81,9 +82,11 @@ def load_segments(separated: str | os.PathLike | Sequence, measure: str = "combi
     """One row per separated segment of one or more ``separate`` outputs.
 
     Columns: ``segment``, ``collection``, ``confidence`` (the chosen ``measure``; NaN when
-    missing), ``conf/<measure>`` for every recorded measure, ``<reference>/<metric>`` (channel
-    median) when metrics exist, ``path/<label>`` (absolute estimate paths), ``mixture_path``,
-    ``offset``, ``separated`` (the output folder it came from).
+    missing), ``conf/<measure>`` for every recorded measure, ``<reference>/<metric>`` (median
+    over the finite channel values, NaN when none; read with
+    :func:`~bootsep.utils.results.read_values`) when metrics exist, ``path/<label>``
+    (absolute estimate paths), ``mixture_path``, ``offset``, ``separated`` (the output folder
+    it came from).
 
     Raises:
         UserError: a folder without ``results/*.json``, an unknown measure, or one segment name
@@ -129,7 +132,11 @@ def load_segments(separated: str | os.PathLike | Sequence, measure: str = "combi
                 row[f"conf/{k}"] = _num(v)
             for src, metrics in (rec.get("sources") or {}).items():
                 for k, v in metrics.items():
-                    vals = [x for x in (v if isinstance(v, list) else [v]) if x is not None]
+                    try:
+                        vals = [x for x in read_values(v, f"{src}/{k}") if math.isfinite(x)]
+                    except MalformedResult as err:
+                        raise UserError(f"{f}: {err}; rerun `separate` into a new folder, or "
+                                        "move that file away") from None
                     row[f"{src}/{k}"] = float(np.median(vals)) if vals else math.nan
             for label, rel in (meta.get("estimate_paths") or {}).items():
                 r = Path(str(rel))

@@ -20,7 +20,9 @@ Resume protocol
 4. The plan (``separate.json``'s ``plan``) lists every segment, so :func:`completeness` can tell
    which are missing, e.g. for ``organize`` after a sharded run.
 
-Result JSON (readable by :func:`bootsep.report.aggregate.load_results`)::
+Result JSON (written by :func:`bootsep.utils.results.write_result`, the layout of
+``evaluate``'s results; metric values are encoded there: ``null`` for a silent reference,
+``"-inf"`` for a silent estimate)::
 
     {"item": "<segment>",
      "sources": {"<reference>": {"SI-SDR": [per channel], ...}},   # {} without references
@@ -39,13 +41,13 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..utils.io import atomic_write_audio, atomic_write_json
+from ..utils.results import write_result
 from .ownership import read_record
 from .segments import Segment, safe_name
 
@@ -53,13 +55,6 @@ from .segments import Segment, safe_name
 def _finite(x) -> float | None:
     x = float(x)
     return x if math.isfinite(x) else None
-
-
-def _align(labels: Sequence[str], references: Sequence[str]) -> tuple[list[int], bool]:
-    """Estimate index per reference, and whether a permutation search is needed."""
-    if sorted(labels) == sorted(references):
-        return [list(labels).index(r) for r in references], False
-    return list(range(len(references))), True
 
 
 def result_path(output: str | os.PathLike, name: str) -> Path:
@@ -109,15 +104,16 @@ def write_segment_result(out: Path, seg: Segment, labels: list[str], estimates: 
     sources, perm = {}, None
     if refs is not None:
         from ..metrics.bsseval import bss_eval_scale
+        from ..metrics.permutation import align_labels
 
-        order, search = _align(labels, ref_labels)
+        order, search = align_labels(labels, ref_labels)  # by label when the sets agree
         est = estimates[order] if not search else estimates
         metrics, p = bss_eval_scale(torch.from_numpy(est).transpose(0, 1),
                                     torch.from_numpy(refs).transpose(0, 1),
                                     torch.from_numpy(mix), compute_permutation=search)
         perm = p.tolist() if search else [order] * mix.shape[0]
         for j, ref in enumerate(ref_labels):
-            sources[ref] = {k: [_finite(x) for x in v[:, j].tolist()] for k, v in metrics.items()}
+            sources[ref] = {k: v[:, j].tolist() for k, v in metrics.items()}
     est_paths = {}
     # Resume protocol, step 2: the WAVs first. A kill in this loop leaves some WAVs and no JSON,
     # so the segment is unfinished and a rerun rewrites all of them.
@@ -135,13 +131,10 @@ def write_segment_result(out: Path, seg: Segment, labels: list[str], estimates: 
             "loudness_lufs": _finite(loudness), "estimate_paths": est_paths,
             "separator": info["separator"], "checkpoint": info["checkpoint"],
             "separator_fingerprint": info["separator_fingerprint"]}
-    record = {"item": seg.name, "sources": sources, "confidence": conf}
-    if perm is not None:
-        record["permutation"] = perm
-    record["metadata"] = meta
     # Resume protocol, step 3: the JSON last, atomically. Once it exists the segment is
     # finished (segment_done) and every WAV it names is complete on disk.
-    atomic_write_json(result_path(out, seg.name), record)
+    write_result(result_path(out, seg.name), seg.name, sources, meta, confidence=conf,
+                 permutation=perm)
     return seg.name
 
 
