@@ -179,7 +179,7 @@ def instantiate_bound_configurables(command: str) -> dict:
     import torch
 
     from bootsep.config import contract, registry
-    from bootsep.config.experiment import train
+    from bootsep.config.experiment import build_handler, train
     from bootsep.losses.combine import LossDict
 
     registry.register_all()
@@ -235,7 +235,7 @@ def instantiate_bound_configurables(command: str) -> dict:
             LossDict(_query("train.val_loss_dictionary"))
         default = inspect.signature(train).parameters["handlers"].default
         for h in _query("train.handlers", default):
-            registry.build_handler(h)
+            build_handler(h)
         built.append("train")
     for command_name in ("evaluate", "separate"):
         sep = _query(f"{command_name}.separator")

@@ -134,7 +134,7 @@ def test_spatial_confidence_higher_when_sources_are_apart():
 
 
 def test_tf_confidence_is_the_training_dominance_of_pseudo_sources():
-    from bootsep.bootstrap.weights import dominance
+    from bootsep.losses.targets import dominance
 
     post = torch.softmax(torch.randn(3, 2, 10, 7), dim=1)
     mag = torch.rand(3, 10, 7) + 0.1

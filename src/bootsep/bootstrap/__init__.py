@@ -8,7 +8,6 @@
 - :mod:`~bootsep.bootstrap.confidence_plan`: named confidence measures grouped by loud bins.
 - :mod:`~bootsep.bootstrap.ownership`: what ``separate``/``organize`` may write or replace.
 - :mod:`~bootsep.bootstrap.organize`: training folders by confidence percentile.
-- :mod:`~bootsep.bootstrap.weights`: per-T-F confidence weights of bootstrapped targets.
 
 Plain functions, no gin (the commands' gin wiring is in ``config``). Its modules are the API;
 importing the package imports none of them (``organize`` and ``segments`` need no torch).
@@ -16,4 +15,4 @@ May import: data, dsp, metrics, primitives, separation, utils.
 """
 
 __all__ = ["confidence_plan", "organize", "ownership", "pipeline", "results", "segments", "separate",
-           "separate_files", "weights"]
+           "separate_files"]

@@ -267,7 +267,8 @@ def check_evaluate(separator, dataset, compute_permutation: bool | None = None,
 
 
 def config_stft():
-    """The STFT the config's ``STFT.*`` bindings describe."""
-    from . import registry
+    """The STFT the config's ``STFT.*`` bindings describe (gin's configured
+    :class:`~bootsep.dsp.STFT`; ``bootsep.config.registry.register_all`` registered it)."""
+    from ..dsp import STFT
 
-    return registry.configured("STFT")()
+    return gin.get_configurable(STFT)()

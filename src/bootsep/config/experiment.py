@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import dataclasses
 import logging
 import os
 import random
@@ -106,6 +107,128 @@ def cache(scopes=("train", "val", "test"), num_workers: int = 0):
 
 
 # ---------------------------------------------------------------------------- train
+# ``train``'s gin keys (``train.num_epochs``, ...) stay flat, as every config writes them; inside,
+# they are grouped by what they decide, one small frozen dataclass per group, so a reader (and a
+# new key) finds its place: every ``train`` parameter belongs to exactly one group (tested).
+@dataclasses.dataclass(frozen=True)
+class TrainTask:
+    """What is learnt, from what signal.
+
+    ``model``: a gin-configured class (``@Chimera``) or a built model, built after seeding with
+    ``num_features`` from the STFT. ``loss_dictionary`` / ``val_loss_dictionary``: loss specs
+    (:class:`~bootsep.losses.combine.LossDict`; validation defaults to the training one).
+    ``stft``: the STFT (default None: the config's ``STFT.*`` bindings). ``sample_rate`` (Hz,
+    recorded in the checkpoint) and ``source_labels`` default to the train dataset's; bound
+    values are checked against them (:mod:`bootsep.config.contract`). ``target_type``: 'psa'
+    (default) or 'msa'. ``confidence_power`` (e.g. 1.0) weights the deep-clustering losses' T-F
+    bins by the bootstrapped targets' per-bin confidence (the teacher's mask margin,
+    :func:`bootsep.losses.targets.confidence_weights`); None (default) = off.
+    """
+
+    model: object
+    loss_dictionary: object
+    val_loss_dictionary: object = None
+    stft: object = None
+    sample_rate: int | None = None
+    source_labels: object = None
+    target_type: str = "psa"
+    confidence_power: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Optimisation:
+    """How the weights are updated.
+
+    ``optimizer``: a class taking the parameters (``@torch.optim.Adam``); ``scheduler``: a class
+    taking the optimizer, or None. ``num_epochs``: total (a resumed run continues to it);
+    ``epoch_length``: iterations per epoch (None: one pass over the training set).
+    ``handlers``: names in :data:`bootsep.engine.handlers.HANDLERS` (``'autoclip'``, ``'clip'``,
+    ``'auto_balance'``, ``'early_stopping'``, ``'lr_scheduler'``, ``'curriculum'``,
+    ``'remixit'``), configured through their own bindings (``AutoClip.clip_percentile = 10``),
+    or handlers bound as objects (``@AutoClip()``); see :func:`build_handler`. ``amp``: None,
+    'bf16' or 'fp16' autocast (CUDA only).
+    """
+
+    optimizer: object
+    scheduler: object = None
+    num_epochs: int = 10
+    epoch_length: int | None = None
+    handlers: tuple = ("autoclip", "lr_scheduler")
+    amp: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class DataLoading:
+    """What the training and validation loaders read and how.
+
+    ``train_dataset`` / ``val_dataset``: default None, the ``train`` / ``val`` scoped datasets
+    (``train/build_dataset.dataset = ...``; validation is optional). ``batch_size``: items per
+    step over all DDP ranks; ``val_batch_size`` (1); ``num_workers``: loader processes (at most
+    the CPU count; validation uses at most 1).
+    """
+
+    train_dataset: object = None
+    val_dataset: object = None
+    batch_size: int = 8
+    val_batch_size: int = 1
+    num_workers: int = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpointing:
+    """Where the run lives and how it starts.
+
+    ``output_folder``: the run folder (default: ``-o``). ``resume`` (True): continue from
+    ``checkpoints/latest.pth`` when it exists. A fresh start into a folder that holds
+    checkpoints is refused unless ``force`` (the CLI's ``--force``), which moves them to
+    ``checkpoints/previous/<n>/`` first. ``init_from_checkpoint``: a checkpoint whose weights a
+    fresh start loads (lineage.json records it). ``save_by_epoch``: also keep
+    ``checkpoints/epoch<N>.pth`` every N epochs (None = off).
+    """
+
+    output_folder: str | None = None
+    resume: bool = True
+    force: bool = False
+    init_from_checkpoint: str | None = None
+    save_by_epoch: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Runtime:
+    """Where and how it runs: ``device`` ('auto', 'cpu', 'cuda[:N]'; DDP sets its own), ``seed``
+    (model initialisation, sampling order, workers) and ``progress`` (a progress bar)."""
+
+    device: str = "auto"
+    seed: int = 0
+    progress: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainOptions:
+    """``train``'s arguments by group (:class:`TrainTask`, :class:`Optimisation`,
+    :class:`DataLoading`, :class:`Checkpointing`, :class:`Runtime`)."""
+
+    task: TrainTask
+    optimisation: Optimisation
+    data: DataLoading
+    checkpoints: Checkpointing
+    runtime: Runtime
+
+    @classmethod
+    def from_arguments(cls, values: dict) -> TrainOptions:
+        """Group ``train``'s arguments (``locals()`` of a call) by field name."""
+        groups = {}
+        for group in dataclasses.fields(cls):
+            kind = _TRAIN_GROUPS[group.name]
+            groups[group.name] = kind(**{f.name: values[f.name]
+                                         for f in dataclasses.fields(kind)})
+        return cls(**groups)
+
+
+_TRAIN_GROUPS = {"task": TrainTask, "optimisation": Optimisation, "data": DataLoading,
+                 "checkpoints": Checkpointing, "runtime": Runtime}
+
+
 @gin.configurable
 def train(model=gin.REQUIRED, loss_dictionary=gin.REQUIRED, optimizer=gin.REQUIRED,
           train_dataset=None, val_dataset=None, val_loss_dictionary=None, scheduler=None,
@@ -119,103 +242,72 @@ def train(model=gin.REQUIRED, loss_dictionary=gin.REQUIRED, optimizer=gin.REQUIR
           force: bool = False):
     """Train a model; rerunning the same command resumes from ``checkpoints/latest.pth``.
 
-    ``model`` is a gin-configured class (``@Chimera``) built after seeding; ``optimizer`` a class
-    (``@torch.optim.Adam``) and ``scheduler`` a class taking the optimizer. Handlers are named
-    (``'autoclip'``, ``'clip'``, ``'auto_balance'``, ``'early_stopping'``, ``'lr_scheduler'``,
-    ``'curriculum'``) and configured through their own bindings
-    (``AutoClip.clip_percentile = 10``, ``Curriculum.initial_fraction = 0.2``).
-    ``confidence_power`` (e.g. 1.0) weights the deep-clustering losses' T-F bins by the
-    bootstrapped targets' per-bin confidence (the teacher's mask margin); None = off.
-    ``sample_rate`` (Hz, recorded in the checkpoint) and ``source_labels`` default to the train
-    dataset's and the model's ``num_features`` to the STFT's bins; bound values are checked
-    against them (:mod:`bootsep.config.contract`).
-    Typed arguments are checked first (``train.num_epochs = 'two'`` is a UserError). A fresh
-    start (``resume = False``, or no ``latest.pth``) into a folder that holds checkpoints is
-    refused unless ``force`` (the CLI's ``--force``), which moves them to
-    ``checkpoints/previous/<n>/`` first.
+    The arguments (gin keys ``train.<name>``) are documented by group: what is learnt
+    (:class:`TrainTask`: model, losses, STFT, rate, labels, targets), how
+    (:class:`Optimisation`: optimizer, scheduler, epochs, handlers, amp), from what
+    (:class:`DataLoading`: datasets, batch sizes, workers), where (:class:`Checkpointing`: run
+    folder, resume, force, init_from_checkpoint, save_by_epoch) and on what
+    (:class:`Runtime`: device, seed, progress bar). Typed arguments are checked first
+    (``train.num_epochs = 'two'`` is a UserError). Returns the epoch history.
     """
     _check_train_args(locals())
+    return _run_training(TrainOptions.from_arguments(locals()))
+
+
+def _run_training(opts: TrainOptions) -> list[dict]:
     from ignite.engine import Events
 
     from ..engine import distributed as dist
     from ..engine.checkpoint import checkpoint_path, load_checkpoint
-    from ..engine.samplers import ResumableSampler, seed_worker
     from ..engine.trainer import Trainer
     from ..losses.combine import LossDict
-    from . import contract, registry
+    from ..report.figures import mask_figure
+    from . import contract
 
-    run = run_dir(output_folder)
+    task, optim, data, ckpts = opts.task, opts.optimisation, opts.data, opts.checkpoints
+    run = run_dir(ckpts.output_folder)
     ctx = dist.context()
-    dev = resolve_device(device) if not ctx.distributed else ctx.device
-    seed_everything(seed)
-    stft = stft or registry.configured("STFT")()
-    train_dataset = train_dataset if train_dataset is not None else scoped_dataset("train")
+    dev = resolve_device(opts.runtime.device) if not ctx.distributed else ctx.device
+    seed_everything(opts.runtime.seed)
+    stft = task.stft or contract.config_stft()
+    train_dataset = data.train_dataset if data.train_dataset is not None else scoped_dataset("train")
+    val_dataset = data.val_dataset
     if val_dataset is None:
         val_dataset = scoped_dataset("val", required=False)
     # the signal contract: rate and labels from the datasets, num_features from the STFT
-    sample_rate, labels = contract.check_train(sample_rate, train_dataset, val_dataset,
-                                               source_labels)
+    sample_rate, labels = contract.check_train(task.sample_rate, train_dataset, val_dataset,
+                                               task.source_labels)
     contract.check_audible(train_dataset, "train")
     latest = checkpoint_path(run, "latest")
-    will_resume = bool(resume) and latest.is_file()
-    old_checkpoints = [] if will_resume else _refuse_fresh_start(run, resume, force)
+    will_resume = bool(ckpts.resume) and latest.is_file()
+    old_checkpoints = [] if will_resume else _refuse_fresh_start(run, ckpts.resume, ckpts.force)
     try:
-        net = contract.build_model(model, stft, sample_rate).to(dev)
+        net = contract.build_model(task.model, stft, sample_rate).to(dev)
     except (TypeError, ValueError) as e:  # a bad model binding: one error line
         raise e if isinstance(e, UserError) else UserError(f"cannot build train.model: {e}") from None
-    if init_from_checkpoint and not will_resume:
-        parent = load_checkpoint(init_from_checkpoint)
-        _init_weights(net, parent, init_from_checkpoint)
-        if ctx.is_main:
-            atomic_write_json(run / "lineage.json", {
-                "init_from_checkpoint": str(Path(init_from_checkpoint).resolve()),
-                "parent_epoch": parent.get("epoch"), "parent_model": parent["model"]["class"],
-                "parent_gin_config": parent.get("gin_config", "")})
-        log.info("initialised weights from %s (epoch %s)", init_from_checkpoint, parent.get("epoch"))
+    if ckpts.init_from_checkpoint and not will_resume:
+        _init_from_checkpoint(net, ckpts.init_from_checkpoint, run, ctx.is_main)
     ddp_net = dist.wrap_model(net, ctx)
-    try:  # a bad optimizer/scheduler binding (lr = 'fast'): one error line
-        opt = optimizer(net.parameters())
-        sched = scheduler(opt) if scheduler is not None else None
-    except (TypeError, ValueError) as e:
-        if isinstance(e, UserError) or "No values supplied by Gin" in str(e):
-            raise
-        names = " / ".join(getattr(x, "__name__", type(x).__name__)
-                           for x in (optimizer, scheduler) if x is not None)
-        raise UserError(f"cannot build the optimizer/scheduler ({names}): {e}; check their "
-                        f"bindings (e.g. torch.optim.Adam.lr = 1e-3)") from None
-    loss_fn = LossDict(loss_dictionary)
-    val_loss_fn = LossDict(val_loss_dictionary) if val_loss_dictionary else None
-    workers = min(int(num_workers), os.cpu_count() or 1)
-    per_rank_batch = dist.per_rank_batch_size(batch_size, ctx)
-    sampler = ResumableSampler(len(train_dataset), seed=seed, num_replicas=ctx.world_size,
-                               rank=ctx.rank)
-    if epoch_length is None:
-        epoch_length = len(train_dataset) // (per_rank_batch * ctx.world_size)
-    if epoch_length < 1:
-        raise UserError(f"the training set has {len(train_dataset)} items, fewer than one batch of "
-                        f"{batch_size}: lower train.batch_size or raise the dataset's num_items")
-    loader = torch.utils.data.DataLoader(
-        train_dataset, batch_size=per_rank_batch, sampler=sampler, num_workers=workers,
-        pin_memory=dev.type == "cuda", worker_init_fn=seed_worker,
-        generator=torch.Generator().manual_seed(seed), persistent_workers=workers > 0)
-    val_loader = None
-    if val_dataset is not None:
-        val_loader = torch.utils.data.DataLoader(val_dataset, batch_size=val_batch_size,
-                                                 shuffle=False, num_workers=min(workers, 1))
-    handler_objs = [registry.build_handler(h) for h in handlers]
+    opt, sched = _build_optimizer(optim, net)
+    loss_fn = LossDict(task.loss_dictionary)
+    val_loss_fn = LossDict(task.val_loss_dictionary) if task.val_loss_dictionary else None
+    loader, val_loader, epoch_length = _build_loaders(data, train_dataset, val_dataset,
+                                                      optim.epoch_length, opts.runtime.seed,
+                                                      dev, ctx)
+    handler_objs = [build_handler(h) for h in optim.handlers]
     trainer = Trainer(ddp_net, loss_fn, opt, loader, run, stft=stft, sample_rate=sample_rate,
                       source_labels=labels, val_loader=val_loader, val_loss_fn=val_loss_fn,
-                      scheduler=sched, handlers=handler_objs, num_epochs=num_epochs,
-                      epoch_length=epoch_length, target_type=target_type,
-                      confidence_power=confidence_power, device=dev, amp=amp,
-                      gin_config=gin.operative_config_str(), save_by_epoch=save_by_epoch,
-                      is_main=ctx.is_main, progress=progress, unwrapped_model=net,
-                      tensorboard=ctx.is_main, dist_ctx=ctx)
+                      scheduler=sched, handlers=handler_objs, num_epochs=optim.num_epochs,
+                      epoch_length=epoch_length, target_type=task.target_type,
+                      confidence_power=task.confidence_power, device=dev, amp=optim.amp,
+                      gin_config=gin.operative_config_str(), save_by_epoch=ckpts.save_by_epoch,
+                      is_main=ctx.is_main, progress=opts.runtime.progress, unwrapped_model=net,
+                      tensorboard=ctx.is_main, dist_ctx=ctx, figure=mask_figure)
     if will_resume:
         ckpt = load_checkpoint(latest, map_location=dev)
         _check_same_model(latest, ckpt, net)
         trainer.load_state_dict(ckpt)
-        log.info("resuming from %s (epoch %d of %d)", latest, ckpt["epoch"], num_epochs)
+        log.info("resuming from %s (epoch %d of %d)", latest, ckpt["epoch"], optim.num_epochs)
     else:
         if old_checkpoints and ctx.is_main:
             from ..engine.checkpoint import move_checkpoints_aside
@@ -223,12 +315,87 @@ def train(model=gin.REQUIRED, loss_dictionary=gin.REQUIRED, optimizer=gin.REQUIR
             aside = move_checkpoints_aside(run)
             log.warning("--force: moved the previous checkpoints to %s (kept)", aside)
         log.info("no checkpoint to resume in %s: training starts from scratch (epoch 1 of %d)",
-                 latest.parent, num_epochs)
+                 latest.parent, optim.num_epochs)
     # the run's config is frozen (config.gin) once its first checkpoint is written
     trainer.engine.add_event_handler(Events.EPOCH_COMPLETED, lambda _: config_validated())
     history = trainer.run()
     dist.barrier(ctx)
     return history
+
+
+def build_handler(spec):
+    """One entry of ``train.handlers`` as a handler object: a name in
+    :data:`~bootsep.engine.handlers.HANDLERS` is built through gin (so ``AutoClip.*`` bindings
+    apply); a handler bound as an object (``@AutoClip()``) or class (``@AutoClip``) is used as
+    is or built. Anything else is a UserError listing the names."""
+    from ..engine.handlers import HANDLERS, Handler
+
+    if isinstance(spec, Handler):
+        return spec
+    if isinstance(spec, type) and issubclass(spec, Handler):
+        return spec()
+    if not isinstance(spec, str):
+        raise UserError(f"train.handlers: {spec!r} is not a training handler; use the names "
+                        f"{sorted(HANDLERS)} or bound handlers such as @AutoClip()")
+    return gin.get_configurable(HANDLERS.lookup(spec, where="train.handlers: "))()
+
+
+def _init_from_checkpoint(net, source: str, run: Path, is_main: bool) -> None:
+    """``train.init_from_checkpoint``: load the parent's weights, record lineage.json."""
+    from ..engine.checkpoint import load_checkpoint
+
+    parent = load_checkpoint(source)
+    _init_weights(net, parent, source)
+    if is_main:
+        atomic_write_json(run / "lineage.json", {
+            "init_from_checkpoint": str(Path(source).resolve()),
+            "parent_epoch": parent.get("epoch"), "parent_model": parent["model"]["class"],
+            "parent_gin_config": parent.get("gin_config", "")})
+    log.info("initialised weights from %s (epoch %s)", source, parent.get("epoch"))
+
+
+def _build_optimizer(optim: Optimisation, net):
+    """The optimizer over ``net``'s parameters and the scheduler (or None); a bad binding
+    (``lr = 'fast'``) is one error line."""
+    try:
+        opt = optim.optimizer(net.parameters())
+        sched = optim.scheduler(opt) if optim.scheduler is not None else None
+    except (TypeError, ValueError) as e:
+        if isinstance(e, UserError) or "No values supplied by Gin" in str(e):
+            raise
+        names = " / ".join(getattr(x, "__name__", type(x).__name__)
+                           for x in (optim.optimizer, optim.scheduler) if x is not None)
+        raise UserError(f"cannot build the optimizer/scheduler ({names}): {e}; check their "
+                        f"bindings (e.g. torch.optim.Adam.lr = 1e-3)") from None
+    return opt, sched
+
+
+def _build_loaders(data: DataLoading, train_dataset, val_dataset, epoch_length, seed: int,
+                   dev: torch.device, ctx):
+    """``(train loader, validation loader or None, epoch_length)``: a resumable, seeded sampler
+    split over the DDP ranks; ``epoch_length`` None = one pass over the training set."""
+    from ..engine import distributed as dist
+    from ..engine.samplers import ResumableSampler, seed_worker
+
+    workers = min(int(data.num_workers), os.cpu_count() or 1)
+    per_rank_batch = dist.per_rank_batch_size(data.batch_size, ctx)
+    sampler = ResumableSampler(len(train_dataset), seed=seed, num_replicas=ctx.world_size,
+                               rank=ctx.rank)
+    if epoch_length is None:
+        epoch_length = len(train_dataset) // (per_rank_batch * ctx.world_size)
+    if epoch_length < 1:
+        raise UserError(f"the training set has {len(train_dataset)} items, fewer than one batch of "
+                        f"{data.batch_size}: lower train.batch_size or raise the dataset's "
+                        f"num_items")
+    loader = torch.utils.data.DataLoader(
+        train_dataset, batch_size=per_rank_batch, sampler=sampler, num_workers=workers,
+        pin_memory=dev.type == "cuda", worker_init_fn=seed_worker,
+        generator=torch.Generator().manual_seed(seed), persistent_workers=workers > 0)
+    val_loader = None
+    if val_dataset is not None:
+        val_loader = torch.utils.data.DataLoader(val_dataset, batch_size=data.val_batch_size,
+                                                 shuffle=False, num_workers=min(workers, 1))
+    return loader, val_loader, epoch_length
 
 
 def _check_same_model(path: Path, ckpt: dict, net) -> None:
@@ -655,16 +822,19 @@ class RepeatItem(torch.utils.data.Dataset):
 
 @gin.configurable
 def debug(index: int = 0, num_epochs: int = 20, epoch_length: int = 10, output_folder=None):
-    """Overfit one training item for a short run, then evaluate on it, in ``<run>/debug``."""
+    """Overfit one training item for a short run, then evaluate on it, in ``<run>/debug``.
+
+    Every override is an explicit argument (the config's other ``train.*`` / ``evaluate.*``
+    bindings apply); the global gin config is never rebound."""
     run = run_dir(output_folder) / "debug"
     base = scoped_dataset("train")
     item_ds = RepeatItem(base, index, 1)
     train_ds = RepeatItem(base, index, 1000)
     train(train_dataset=train_ds, val_dataset=item_ds, output_folder=str(run),
           num_epochs=num_epochs, epoch_length=epoch_length, num_workers=0)
-    # gin evaluates evaluate.separator's bound reference on every call, even when the caller
-    # passes a separator, so point deep_separator at the debug run through bindings
-    gin.bind_parameter("deep_separator.output_folder", str(run))
-    gin.bind_parameter("deep_separator.checkpoint", "latest")
-    evaluate(dataset=item_ds, output_folder=str(run))
+    separator = deep_separator(checkpoint="latest", output_folder=str(run))
+    # positional on purpose: gin builds a bound ``evaluate.separator = @...()`` reference even
+    # when the caller passes ``separator=`` by keyword (it would load the run's own, maybe
+    # missing, checkpoint), but drops a binding the caller passes positionally
+    evaluate(separator, dataset=item_ds, output_folder=str(run))
     return analyze(output_folder=str(run))

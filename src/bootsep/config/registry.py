@@ -2,75 +2,70 @@
 
 Nothing outside ``config/`` and ``cli/`` imports gin: models, losses, primitives and datasets
 stay plain classes. :func:`register_all` runs once per process, before any config is parsed.
+
+The names come from one mechanism, :class:`bootsep.utils.registry.Registry`, one table per
+kind, next to what it names: :data:`bootsep.models.base.MODELS` (models),
+:data:`bootsep.engine.handlers.HANDLERS` (training handlers; ``train.handlers`` names them) and
+:data:`BLOCKS` below (the STFT, datasets, separators, primitives). :func:`register_all`
+registers every entry of :func:`tables` under its class or function name (``@Chimera``,
+``Chimera.hidden_size``, ``AutoClip.clip_percentile``, ``STFT.window_length``).
+
+This module imports the command modules (experiment, separate, ...) so that their
+``@gin.configurable`` decorators run; none of them imports it back: a command gets the
+configured version of a plain class from gin itself (``gin.get_configurable(STFT)``).
 """
 
 from __future__ import annotations
 
-import importlib
-
 import gin
 
-# (module, attribute, gin name). The gin name is what configs use: `@Chimera`, `Chimera.hidden_size`.
-EXTERNALS = [
-    ("bootsep.dsp.stft", "STFT", "STFT"),
-    # data
-    ("bootsep.data.folder", "StemFolderDataset", "StemFolderDataset"),
-    ("bootsep.data.mixing", "Remixer", "Remixer"),
-    ("bootsep.data.cache", "AudioCache", "AudioCache"),
-    ("bootsep.data.demo", "generate_demo_dataset", "generate_demo_dataset"),
-    ("bootsep.data.musdb", "prepare_musdb", "prepare_musdb"),
-    ("bootsep.data.musdb", "MUSDBDataset", "MUSDBDataset"),
-    ("bootsep.data.wham", "WHAMDataset", "WHAMDataset"),
-    ("bootsep.data.spatialize", "spatialize_wham", "spatialize_wham"),
-    ("bootsep.data.user", "MixtureFolderDataset", "MixtureFolderDataset"),
-    ("bootsep.data.bootstrapped", "BootstrappedDataset", "BootstrappedDataset"),
-    ("bootsep.data.mixture_of_mixtures", "MixtureOfMixtures", "MixtureOfMixtures"),
-    # models
-    ("bootsep.models.recurrent", "DeepClustering", "DeepClustering"),
-    ("bootsep.models.recurrent", "MaskInference", "MaskInference"),
-    ("bootsep.models.recurrent", "Chimera", "Chimera"),
-    ("bootsep.models.dualpath", "DualPathChimera", "DualPathChimera"),
-    ("bootsep.models.openunmix", "OpenUnmix", "OpenUnmix"),
-    ("bootsep.models.mel_baseline", "MelMaskBLSTM", "MelMaskBLSTM"),
-    ("bootsep.models.centroids", "ConditionalCentroids", "ConditionalCentroids"),
-    # separators
-    ("bootsep.separation.deep", "DeepMaskSeparator", "DeepMaskSeparator"),
-    ("bootsep.separation.deep", "DeepClusteringSeparator", "DeepClusteringSeparator"),
-    ("bootsep.separation.grouped", "GroupedSeparator", "GroupedSeparator"),
-    ("bootsep.primitives.repet", "Repet", "Repet"),
-    ("bootsep.primitives.repet_sim", "RepetSim", "RepetSim"),
-    ("bootsep.primitives.ft2d", "FT2D", "FT2D"),
-    ("bootsep.primitives.hpss", "HPSS", "HPSS"),
-    ("bootsep.primitives.pitch", "PitchContinuity", "PitchContinuity"),
-    ("bootsep.primitives.timbre", "TimbreClustering", "TimbreClustering"),
-    ("bootsep.primitives.spatial", "SpatialClustering", "SpatialClustering"),
-    ("bootsep.primitives.oracle", "IdealBinaryMask", "IdealBinaryMask"),
-    ("bootsep.primitives.oracle", "IdealRatioMask", "IdealRatioMask"),
-    ("bootsep.primitives.oracle", "WienerFilter", "WienerFilter"),
-    ("bootsep.primitives.oracle", "MixAsEstimate", "MixAsEstimate"),
-    ("bootsep.primitives.oracle", "HighLowPassFilter", "HighLowPassFilter"),
-    ("bootsep.primitives.ensemble", "EnsembleClustering", "EnsembleClustering"),
-    ("bootsep.primitives.ensemble", "AdaptiveEnsemble", "AdaptiveEnsemble"),
-    ("bootsep.primitives.ensemble", "primitive_clustering", "primitive_clustering"),
-    # training handlers
-    ("bootsep.engine.handlers", "AutoClip", "AutoClip"),
-    ("bootsep.engine.handlers", "ClipGradient", "ClipGradient"),
-    ("bootsep.engine.handlers", "AutoBalanceLoss", "AutoBalanceLoss"),
-    ("bootsep.engine.handlers", "EarlyStopping", "EarlyStopping"),
-    ("bootsep.engine.handlers", "LRScheduler", "LRScheduler"),
-    ("bootsep.engine.curriculum", "Curriculum", "Curriculum"),
-    ("bootsep.engine.remixit", "RemixIT", "RemixIT"),
-]
+from ..utils.registry import Registry, UnknownNameError
 
-HANDLER_NAMES = {
-    "autoclip": "AutoClip",
-    "clip": "ClipGradient",
-    "auto_balance": "AutoBalanceLoss",
-    "early_stopping": "EarlyStopping",
-    "lr_scheduler": "LRScheduler",
-    "curriculum": "Curriculum",
-    "remixit": "RemixIT",
-}
+#: The configurables without a table of their own (a config builds them; nothing else looks
+#: them up by name): name (= the class/function name) -> dotted path, imported on registration.
+BLOCKS = Registry("configurable", {
+    "STFT": "bootsep.dsp.stft.STFT",
+    # data
+    "StemFolderDataset": "bootsep.data.folder.StemFolderDataset",
+    "Remixer": "bootsep.data.mixing.Remixer",
+    "AudioCache": "bootsep.data.cache.AudioCache",
+    "generate_demo_dataset": "bootsep.data.demo.generate_demo_dataset",
+    "prepare_musdb": "bootsep.data.musdb.prepare_musdb",
+    "MUSDBDataset": "bootsep.data.musdb.MUSDBDataset",
+    "WHAMDataset": "bootsep.data.wham.WHAMDataset",
+    "spatialize_wham": "bootsep.data.spatialize.spatialize_wham",
+    "MixtureFolderDataset": "bootsep.data.user.MixtureFolderDataset",
+    "BootstrappedDataset": "bootsep.data.bootstrapped.BootstrappedDataset",
+    "MixtureOfMixtures": "bootsep.data.mixture_of_mixtures.MixtureOfMixtures",
+    # separators
+    "DeepMaskSeparator": "bootsep.separation.deep.DeepMaskSeparator",
+    "DeepClusteringSeparator": "bootsep.separation.deep.DeepClusteringSeparator",
+    "GroupedSeparator": "bootsep.separation.grouped.GroupedSeparator",
+    "Repet": "bootsep.primitives.repet.Repet",
+    "RepetSim": "bootsep.primitives.repet_sim.RepetSim",
+    "FT2D": "bootsep.primitives.ft2d.FT2D",
+    "HPSS": "bootsep.primitives.hpss.HPSS",
+    "PitchContinuity": "bootsep.primitives.pitch.PitchContinuity",
+    "TimbreClustering": "bootsep.primitives.timbre.TimbreClustering",
+    "SpatialClustering": "bootsep.primitives.spatial.SpatialClustering",
+    "IdealBinaryMask": "bootsep.primitives.oracle.IdealBinaryMask",
+    "IdealRatioMask": "bootsep.primitives.oracle.IdealRatioMask",
+    "WienerFilter": "bootsep.primitives.oracle.WienerFilter",
+    "MixAsEstimate": "bootsep.primitives.oracle.MixAsEstimate",
+    "HighLowPassFilter": "bootsep.primitives.oracle.HighLowPassFilter",
+    "EnsembleClustering": "bootsep.primitives.ensemble.EnsembleClustering",
+    "AdaptiveEnsemble": "bootsep.primitives.ensemble.AdaptiveEnsemble",
+    "primitive_clustering": "bootsep.primitives.ensemble.primitive_clustering",
+})
+
+
+def tables() -> tuple[Registry, ...]:
+    """The tables :func:`register_all` registers with gin, each entry under its object's name
+    (imported here, not at module import: this module needs no torch until then)."""
+    from ..engine.handlers import HANDLERS
+    from ..models.base import MODELS
+
+    return BLOCKS, MODELS, HANDLERS
 
 _CONFIGURED: dict = {}
 
@@ -87,21 +82,16 @@ def register_all() -> None:
 
     from . import bootstrap, experiment, organize, paths, separate, sweep  # noqa: F401  (@gin.configurable)
 
-    for module, attr, name in EXTERNALS:
-        obj = getattr(importlib.import_module(module), attr)
-        _CONFIGURED[name] = gin.external_configurable(obj, name=name, module="bootsep")
+    for table in tables():
+        for key in table:
+            obj = table[key]
+            _CONFIGURED[obj.__name__] = gin.external_configurable(obj, name=obj.__name__,
+                                                                  module="bootsep")
 
 
 def configured(name: str):
     """The gin-wrapped callable registered as ``name`` (its bindings apply when called)."""
     register_all()
+    if name not in _CONFIGURED:
+        raise UnknownNameError(f"unknown configurable {name!r}; known: {sorted(_CONFIGURED)}")
     return _CONFIGURED[name]
-
-
-def build_handler(name: str):
-    if name not in HANDLER_NAMES:
-        from ..utils.errors import UserError
-
-        raise UserError(f"unknown training handler {name!r} in train.handlers; "
-                        f"choose from {sorted(HANDLER_NAMES)}")
-    return configured(HANDLER_NAMES[name])()

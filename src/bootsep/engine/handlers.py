@@ -1,4 +1,5 @@
-"""Training handlers, selected by name in gin (``train.handlers = ['autoclip', ...]``).
+"""Training handlers, selected by name in gin (``train.handlers = ['autoclip', ...]``, names
+in :data:`HANDLERS`) or bound as objects (``train.handlers = [@AutoClip(), ...]``).
 
 Each handler is a plain object with ``attach(trainer)`` and, when it carries state that a resumed
 run needs, ``state_dict()`` / ``load_state_dict()`` (saved in every checkpoint).
@@ -16,6 +17,8 @@ import logging
 
 import numpy as np
 import torch
+
+from ..utils.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -179,10 +182,16 @@ class LRScheduler(Handler):
             sched.step()
 
 
-HANDLERS = {
-    "clip": ClipGradient,
-    "autoclip": AutoClip,
-    "auto_balance": AutoBalanceLoss,
-    "early_stopping": EarlyStopping,
-    "lr_scheduler": LRScheduler,
-}
+#: Every training handler by the name ``train.handlers`` uses (= its class's ``name``, the key
+#: of its state in checkpoints): the one table, registered with gin under the class names
+#: (``AutoClip.clip_percentile = 10``) by ``bootsep.config.registry``. Paths are imported on
+#: first use (the curriculum and RemixIT modules import this one).
+HANDLERS = Registry("training handler", {
+    "autoclip": "bootsep.engine.handlers.AutoClip",
+    "clip": "bootsep.engine.handlers.ClipGradient",
+    "auto_balance": "bootsep.engine.handlers.AutoBalanceLoss",
+    "early_stopping": "bootsep.engine.handlers.EarlyStopping",
+    "lr_scheduler": "bootsep.engine.handlers.LRScheduler",
+    "curriculum": "bootsep.engine.curriculum.Curriculum",
+    "remixit": "bootsep.engine.remixit.RemixIT",
+})

@@ -26,7 +26,6 @@ import numpy as np
 import torch
 from ignite.engine import Engine, Events
 
-from ..bootstrap.weights import confidence_weights
 from ..dsp import STFT
 from ..dsp.features import ideal_binary_mask, magnitude_weights
 from ..utils.errors import UserError
@@ -66,10 +65,10 @@ def make_targets(stft: STFT, mix: torch.Tensor, sources: torch.Tensor, target_ty
     ``source_magnitudes`` (B,n,T,F) (PSA or MSA target), ``assignments`` (B,n,T,F) IBM with
     silent bins zeroed, ``weights`` (B,T,F) magnitude weights, ``source_audio`` (B,n,S).
     With ``confidence_power`` (e.g. 1.0) the weights are multiplied by the per-bin dominance of
-    the strongest source to that power (:func:`bootsep.bootstrap.weights.confidence_weights`):
+    the strongest source to that power (:func:`bootsep.losses.targets.confidence_weights`):
     on bootstrapped data, the teacher's confidence in each bin.
     """
-    from ..losses.targets import msa_target, psa_target
+    from ..losses.targets import confidence_weights, msa_target, psa_target
 
     X = stft(mix)
     S = stft(sources)
@@ -136,6 +135,10 @@ class Trainer:
         is_main: only the main process (rank 0) validates and writes files.
         dist_ctx: the :class:`~bootsep.engine.distributed.DistContext` when running under DDP.
         progress: show a tqdm progress bar.
+        figure: optional ``(mix_magnitude (time, freq), masks (n_src, time, freq) or None,
+            source_labels, sample_rate, hop_length) -> matplotlib Figure`` for the TensorBoard
+            summary of each validation (the ``train`` command hands in
+            :func:`bootsep.report.figures.mask_figure`); None = no figure.
     """
 
     def __init__(self, model, loss_fn, optimizer, train_loader, output_folder, *, stft: STFT,
@@ -144,7 +147,7 @@ class Trainer:
                  target_type: str = "psa", confidence_power: float | None = None,
                  device="cpu", amp: str | None = None, gin_config: str = "", save_by_epoch: int | None = None, tensorboard: bool = True,
                  is_main: bool = True, progress: bool = True, log_every: int = 10,
-                 unwrapped_model=None, dist_ctx=None):
+                 unwrapped_model=None, dist_ctx=None, figure=None):
         self.model = model
         self.raw_model = unwrapped_model or model
         self.loss_fn = loss_fn
@@ -168,6 +171,7 @@ class Trainer:
         self.progress = progress
         self.log_every = max(1, int(log_every))
         self.dist_ctx = dist_ctx if dist_ctx is not None and dist_ctx.distributed else None
+        self.figure = figure
         self.handlers: list = []
         for h in handlers:
             h.attach(self)
@@ -398,12 +402,11 @@ class Trainer:
     def _write_summaries(self, targets, output, audio) -> None:
         epoch = self.engine.state.epoch
         try:
-            from ..report.figures import mask_figure
-
-            fig = mask_figure(targets["mix_magnitude"][0].cpu(),
-                              None if "mask" not in output else output["mask"][0].cpu(),
-                              self.source_labels, self.sample_rate, self.stft.hop_length)
-            self.writer.add_figure("validation/masks", fig, epoch)
+            if self.figure is not None:
+                fig = self.figure(targets["mix_magnitude"][0].cpu(),
+                                  None if "mask" not in output else output["mask"][0].cpu(),
+                                  self.source_labels, self.sample_rate, self.stft.hop_length)
+                self.writer.add_figure("validation/masks", fig, epoch)
         except Exception as e:  # summaries must never kill training
             log.debug("could not write mask figure: %s", e)
         sr = self.sample_rate

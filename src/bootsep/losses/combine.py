@@ -35,6 +35,7 @@ from collections.abc import Mapping
 import torch
 
 from ..utils.errors import UserError
+from ..utils.registry import Registry
 from .cluster import deep_clustering_loss, whitened_kmeans_loss
 from .pit import PITLossWrapper
 from .sisdr import neg_si_sdr_loss, pairwise_neg_si_sdr_loss
@@ -185,14 +186,10 @@ class MixITLoss(_Loss):
         return value
 
 
-LOSS_CLASSES: dict[str, type] = {
-    "DeepClusteringLoss": DeepClusteringLoss,
-    "WhitenedKMeansLoss": WhitenedKMeansLoss,
-    "L1Loss": L1Loss,
-    "MSELoss": MSELoss,
-    "SISDRLoss": SISDRLoss,
-    "MixITLoss": MixITLoss,
-}
+#: The loss classes a spec's ``'class'`` names (a :class:`~bootsep.utils.registry.Registry`).
+LOSS_CLASSES = Registry("class", {cls.__name__: cls for cls in (
+    DeepClusteringLoss, WhitenedKMeansLoss, L1Loss, MSELoss, SISDRLoss, MixITLoss)},
+    error=LossSpecError)
 _FIELDS = ("class", "weight", "pit", "kwargs", "keys")
 
 
@@ -232,16 +229,13 @@ class LossDict:
                 raise LossSpecError(f"loss {name!r}: unknown fields {sorted(unknown)}; "
                                     f"allowed: {list(_FIELDS)}")
             cls_name = entry.get("class", name)
-            if cls_name not in LOSS_CLASSES:
-                raise LossSpecError(f"loss {name!r}: unknown class {cls_name!r}; valid classes: "
-                                    f"{sorted(LOSS_CLASSES)}")
+            cls = LOSS_CLASSES.lookup(cls_name, where=f"loss {name!r}: ")
             try:
                 weight = float(entry.get("weight", 1.0))
             except (TypeError, ValueError):
                 raise LossSpecError(f"loss {name!r}: weight must be a number, "
                                     f"got {entry.get('weight')!r}") from None
             kwargs = dict(entry.get("kwargs") or {})
-            cls = LOSS_CLASSES[cls_name]
             if not issubclass(cls, (_PairLoss, MixITLoss)) and kwargs:
                 raise LossSpecError(f"loss {name!r}: {cls_name} takes no kwargs, got {kwargs}")
             extra = {"pit": bool(entry.get("pit", False)), "keys": entry.get("keys")}

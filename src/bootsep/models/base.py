@@ -33,13 +33,16 @@ import torch
 
 from ..dsp.features import log_magnitude_features
 from ..utils.argtypes import check_arg_types
+from ..utils.registry import Registry
 
 #: Only classes inside this package can be rebuilt from a serialized dict.
 ALLOWED_PACKAGE = "bootsep.models"
 
-#: Short name -> dotted class path. Other modules of ``bootsep.models`` may add entries
-#: (see :func:`register_model`); paths are resolved lazily.
-MODELS: dict[str, str] = {
+#: Short name -> model class (a :class:`~bootsep.utils.registry.Registry` of dotted paths,
+#: imported on first use): the one table of models, for checkpoints (:func:`load_model`) and
+#: gin (``@Chimera``, registered by ``bootsep.config.registry``). Other modules of
+#: ``bootsep.models`` may add entries (see :func:`register_model`).
+MODELS = Registry("model class", {
     "DeepClustering": "bootsep.models.recurrent.DeepClustering",
     "MaskInference": "bootsep.models.recurrent.MaskInference",
     "Chimera": "bootsep.models.recurrent.Chimera",
@@ -47,7 +50,7 @@ MODELS: dict[str, str] = {
     "OpenUnmix": "bootsep.models.openunmix.OpenUnmix",
     "MelMaskBLSTM": "bootsep.models.mel_baseline.MelMaskBLSTM",
     "ConditionalCentroids": "bootsep.models.centroids.ConditionalCentroids",
-}
+})
 
 
 def _jsonable(value, name: str):
@@ -167,7 +170,7 @@ def _type_checked_init(init):
 def register_model(name: str, class_path: str) -> None:
     """Add a short name to :data:`MODELS` (the class must live in ``bootsep.models``)."""
     _check_path(class_path)
-    MODELS[name] = class_path
+    MODELS.add(name, class_path)
 
 
 def _check_path(class_path: str) -> None:
@@ -178,10 +181,9 @@ def _check_path(class_path: str) -> None:
 
 def resolve_model_class(class_path_or_name: str) -> type:
     """Short name (key of :data:`MODELS`) or dotted path inside ``bootsep.models`` -> class."""
-    path = MODELS.get(class_path_or_name, class_path_or_name)
-    if "." not in path:
-        raise ValueError(f"unknown model class {class_path_or_name!r}; short names: "
-                         f"{sorted(MODELS)}, or a dotted path inside {ALLOWED_PACKAGE!r}")
+    if "." not in class_path_or_name:  # a short name: the table's entry, or an error naming them
+        MODELS.lookup(class_path_or_name)
+    path = MODELS.path(class_path_or_name) if class_path_or_name in MODELS else class_path_or_name
     _check_path(path)
     module_name, _, attr = path.rpartition(".")
     try:

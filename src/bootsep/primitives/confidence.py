@@ -378,7 +378,7 @@ def spatial_tf_confidence(posteriors, weight: float = 1.0, eps: float = 1e-6):
     Returns:
         ``(..., time, freq)``, same type as ``posteriors``. Up to the factor ``weight`` (and
         ``K / (2 (K - 1))``, 1 for two sources) it equals the dominance that
-        :func:`bootsep.bootstrap.weights.confidence_weights` recovers from bootstrapped sources
+        :func:`bootsep.losses.targets.confidence_weights` recovers from bootstrapped sources
         (``train.confidence_power``), so training on spatial pseudo-sources with
         ``confidence_power = 1`` weights the deep-clustering loss by it.
     """

@@ -1,10 +1,11 @@
-"""Per-T-F confidence weights recovered from bootstrapped source magnitudes."""
+"""Per-T-F confidence weights recovered from bootstrapped source magnitudes (the loss targets'
+``train.confidence_power`` weighting)."""
 
 from __future__ import annotations
 
 import torch
 
-from bootsep.bootstrap.weights import confidence_weights, dominance
+from bootsep.losses.targets import confidence_weights, dominance
 from bootsep.dsp import STFT
 from bootsep.dsp.features import magnitude_weights
 from bootsep.losses.cluster import deep_clustering_loss
