@@ -1,4 +1,5 @@
-"""Pinned items of every dataset built on :class:`~bootsep.data.tracks.TrackDataset`.
+"""Pinned items of the datasets built on :class:`~bootsep.data.tracks.TrackDataset` (folder,
+bootstrapped, MUSDB, WHAM!) and of :class:`~bootsep.data.user.MixtureFolderDataset`.
 
 The digests below were produced by the code before the datasets shared one base class (issue
 12, item 2): the same seed and index must keep giving the same excerpt (song, start, redraws,
