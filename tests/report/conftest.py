@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from bootsep.utils.results import write_result
+
 ALL_METRICS = ["SI-SDR", "SI-SIR", "SI-SAR", "SD-SDR", "SNR", "SRR", "SI-SDRi", "SD-SDRi",
                "SNRi", "MIX-SI-SDR", "MIX-SD-SDR", "MIX-SNR"]
 
@@ -59,9 +61,8 @@ def make_run(tmp_path):
                     (run / rel).parent.mkdir(parents=True, exist_ok=True)
                     sf.write(run / rel, (0.9 * x).T, sr, subtype="FLOAT")
                     meta["estimate_paths"][s] = str(rel)
-            record = {"item": item, "sources": sources, "permutation": [[0, 1]],
-                      "metadata": meta}
-            (run / "results" / f"{item}.json").write_text(json.dumps(record))
+            write_result(run / "results" / f"{item}.json", item, sources, meta,
+                         permutation=[[0, 1]])  # the writer evaluate uses
         if provenance is not None:
             (run / "provenance.json").write_text(json.dumps(provenance))
         return run
