@@ -219,6 +219,9 @@ def separate_segments(separator, segments: Sequence[Segment], output: str | os.P
                    "min_loudness": min_loudness, "segments": len(segments),
                    "plan": sorted(names)}
     out.mkdir(parents=True, exist_ok=True)
+    # Resume protocol (bootstrap.results): the plan is recorded before any segment is written,
+    # so completeness() can name the unfinished segments of a killed run; the shard record says
+    # 'running' until the end. Neither decides what a rerun redoes: only the segments' JSONs do.
     write_if_changed(out / RECORD, description)
     shard_path = out / "shards" / f"{shard[0]}-of-{shard[1]}.json"
     summary = {"output": description["output"], "shard": list(shard),
