@@ -5,7 +5,6 @@ config modules import each other without a cycle."""
 from __future__ import annotations
 
 import ast
-import inspect
 import subprocess
 import sys
 from pathlib import Path
@@ -141,3 +140,22 @@ def test_command_modules_get_configured_objects_from_gin_not_from_the_registry()
     for path in CONFIG.glob("*.py"):
         if path.stem not in ("registry", "__init__"):
             assert "registry" not in _config_imports(path), path.name
+
+
+def test_a_misspelt_gin_name_is_one_error_line_with_the_known_names(tmp_path, capsys):
+    from bootsep.cli.main import main
+
+    cfg = tmp_path / "bad.gin"
+    cfg.write_text("train.batch_size = 2\ntrain.model = @Chimaera\n")
+    assert main(["train", "-c", str(cfg), "-o", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {cfg}:2: No configurable matching")
+    assert "(did you mean 'Chimera'" in err[0]
+    assert "'StemFolderDataset'" in err[0] and "'train'" in err[0] and "'AutoClip'" in err[0]
+
+
+def test_a_handler_named_twice_is_an_error():
+    registry.register_all()
+    with pytest.raises(UserError, match=r"\['autoclip'\] more than once"):
+        experiment._build_handlers(["autoclip", "lr_scheduler", AutoClip()])
+    assert [h.name for h in experiment._build_handlers(["clip", "autoclip"])] == ["clip", "autoclip"]

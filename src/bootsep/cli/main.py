@@ -115,6 +115,11 @@ def _gin_error(e: Exception, source: str) -> UserError:
         first = f"gin syntax error: {e.msg}"
     elif type(e).__name__ == "TokenError":
         first = f"gin syntax error: {first}"
+    unknown = re.match(r"No configurable matching (?:reference )?'@?([^']+)'", first)
+    if unknown:  # a misspelt name: the closest and all known names, on the same line
+        from ..config.registry import unknown_name_hint
+
+        first = first.rstrip(".") + unknown_name_hint(unknown.group(1))
     return UserError(f"{where}: {first}")
 
 

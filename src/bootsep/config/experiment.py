@@ -294,7 +294,7 @@ def _run_training(opts: TrainOptions) -> list[dict]:
     loader, val_loader, epoch_length = _build_loaders(data, train_dataset, val_dataset,
                                                       optim.epoch_length, opts.runtime.seed,
                                                       dev, ctx)
-    handler_objs = [build_handler(h) for h in optim.handlers]
+    handler_objs = _build_handlers(optim.handlers)
     trainer = Trainer(ddp_net, loss_fn, opt, loader, run, stft=stft, sample_rate=sample_rate,
                       source_labels=labels, val_loader=val_loader, val_loss_fn=val_loss_fn,
                       scheduler=sched, handlers=handler_objs, num_epochs=optim.num_epochs,
@@ -338,6 +338,18 @@ def build_handler(spec):
         raise UserError(f"train.handlers: {spec!r} is not a training handler; use the names "
                         f"{sorted(HANDLERS)} or bound handlers such as @AutoClip()")
     return gin.get_configurable(HANDLERS.lookup(spec, where="train.handlers: "))()
+
+
+def _build_handlers(specs) -> list:
+    """``train.handlers`` built (:func:`build_handler`); a handler named twice is a UserError
+    (checkpoints keep one state per handler name)."""
+    handlers = [build_handler(h) for h in specs]
+    names = [h.name for h in handlers]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UserError(f"train.handlers = {list(specs)!r}: {twice} more than once; list each "
+                        f"handler once (its state is saved in checkpoints under its name)")
+    return handlers
 
 
 def _init_from_checkpoint(net, source: str, run: Path, is_main: bool) -> None:

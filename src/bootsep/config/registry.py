@@ -95,3 +95,23 @@ def configured(name: str):
     if name not in _CONFIGURED:
         raise UnknownNameError(f"unknown configurable {name!r}; known: {sorted(_CONFIGURED)}")
     return _CONFIGURED[name]
+
+
+def known_names() -> list[str]:
+    """Every name a config can write for bootsep (the tables' entries and the commands), sorted."""
+    from gin import config as gin_config
+
+    register_all()
+    return sorted({c.name for _, c in gin_config._REGISTRY.items()  # noqa: SLF001 (no public API)
+                   if str(c.module).startswith("bootsep")})
+
+
+def unknown_name_hint(name: str) -> str:
+    """What to append to gin's ``No configurable matching 'name'``: the closest known names and
+    all of them (torch's optimizers and schedulers are ``torch.optim.*``)."""
+    import difflib
+
+    known = known_names()
+    close = difflib.get_close_matches(name.rpartition(".")[2].rpartition("/")[2], known, n=3)
+    guess = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+    return f"{guess}; known: {known} and torch.optim.*"
