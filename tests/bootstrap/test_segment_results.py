@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import math
 
+import torch
+
 from bootsep.bootstrap.organize import load_segments
 from bootsep.bootstrap.segments import find_recordings, plan_segments
 from bootsep.bootstrap.separate import separate_segments
@@ -16,12 +18,11 @@ SR = 16000
 
 
 class SilentVocals(SoftBandSeparator):
-    """A degenerate separator: its 'vocals' output is silent."""
+    """A degenerate separator: its 'vocals' mask is 0 (a silent output), 'accompaniment' the
+    whole mixture."""
 
-    def masks(self, mix_spec, source_specs=None):
-        m = super().masks(mix_spec, source_specs)
-        m[:, 1] = 0
-        return m
+    def _vocal(self, mix_spec):
+        return torch.zeros_like(super()._vocal(mix_spec))
 
 
 def test_a_silent_estimate_is_minus_inf_not_undefined_and_organize_reads_it(tmp_path):
@@ -38,7 +39,7 @@ def test_a_silent_estimate_is_minus_inf_not_undefined_and_organize_reads_it(tmp_
     assert all(isinstance(x, float) for x in rec["sources"]["accompaniment"]["SI-SDR"])
     df = load_segments(out)
     assert math.isnan(df.loc[0, "vocals/SI-SDR"])  # organize: median of the finite values
-    assert df.loc[0, "accompaniment/SI-SDR"] > 5
+    assert math.isfinite(df.loc[0, "accompaniment/SI-SDR"])
 
 
 def test_labels_in_another_set_are_searched(tmp_path):
