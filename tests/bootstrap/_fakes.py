@@ -9,7 +9,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from bootsep.separation.base import Separator
+from bootsep.separation.base import Analysis, Separator
 
 
 class SoftBandSeparator(Separator):
@@ -40,13 +40,10 @@ class SoftBandSeparator(Separator):
         m = torch.sigmoid((f - self.cutoff_hz) / 200.0)
         return m.expand(mix_spec.shape).clone()
 
-    def masks(self, mix_spec, source_specs=None):
+    def analyze(self, mix_spec, source_specs=None, with_features=False):
         v = self._vocal(mix_spec)
-        return torch.stack([1 - v, v], dim=1)
-
-    def features(self, mix_spec):
-        v = self._vocal(mix_spec)
-        return torch.stack([v, v * v], dim=-1)
+        return Analysis(torch.stack([1 - v, v], dim=1),
+                        torch.stack([v, v * v], dim=-1) if with_features else None)
 
     def separate(self, mix, sources=None, with_features=False):
         self._calls += 1

@@ -57,8 +57,7 @@ def test_a_clearly_wrong_member_gets_a_lower_weight(stft, mixture, wrong):
     mix, voice, truth = mixture
     ens = AdaptiveEnsemble(members(stft, truth, wrong), [[1]] * 4, weights=[1, 1, 1, 2],
                            gamma=2.0)
-    ens.separate(mix)
-    w = ens.last_weights[0]
+    w = ens.separate(mix).extra["weights"][0]
     assert w.shape == (4,)
     assert torch.isclose(w.sum(), torch.tensor(5.0, dtype=w.dtype))  # base sum kept
     assert w[3] < 0.25 * w[:3].min()  # the bad member, though its base weight is the largest
@@ -77,8 +76,9 @@ def test_adaptive_beats_fixed_weights_when_a_member_is_wrong(stft, mixture):
 def test_deterministic(stft, mixture):
     mix, _, truth = mixture
     a = AdaptiveEnsemble(members(stft, truth), [[1]] * 4, cue="agreement")
-    m1, w1 = a.separate(mix).masks, a.last_weights.clone()
-    m2, w2 = a.separate(mix).masks, a.last_weights.clone()
+    r1, r2 = a.separate(mix), a.separate(mix)
+    m1, w1 = r1.masks, r1.extra["weights"]
+    m2, w2 = r2.masks, r2.extra["weights"]
     torch.testing.assert_close(m1, m2, atol=0, rtol=0)
     torch.testing.assert_close(w1, w2, atol=0, rtol=0)
 
@@ -92,7 +92,8 @@ def test_gamma_zero_is_the_fixed_ensemble(stft, mixture):
                                atol=1e-5, rtol=0)
     # the confidence features are the base ensemble's
     X = stft(torch.from_numpy(mix)[None])
-    torch.testing.assert_close(adaptive.features(X), fixed.features(X))
+    torch.testing.assert_close(adaptive.analyze(X, with_features=True).features,
+                               fixed.analyze(X, with_features=True).features)
 
 
 def test_weighted_assign_equals_repeated_features():
@@ -147,8 +148,9 @@ def test_predictor_blends_candidate_weights(stft, mixture):
     ens = AdaptiveEnsemble(seps, [[1]] * 4, weights=[1, 1, 1, 2], cue="predictor",
                            candidates=[[1, 1, 1, 2], [1, 1, 1, 0]], coef=coef, intercept=[0, 0],
                            feature_mean=zeros, feature_scale=[1.0] * 8)
-    est = ens.separate(mix).estimates[1, 0].numpy()
-    torch.testing.assert_close(ens.last_weights[0], torch.tensor([1, 1, 1, 0.0], dtype=torch.float64),
+    res = ens.separate(mix)
+    est = res.estimates[1, 0].numpy()
+    torch.testing.assert_close(res.extra["weights"][0], torch.tensor([1, 1, 1, 0.0], dtype=torch.float64),
                                atol=1e-4, rtol=0)
     X = stft(torch.from_numpy(mix)[None])
     cols, _ = ens.columns(X)
@@ -161,8 +163,7 @@ def test_predictor_blends_candidate_weights(stft, mixture):
     ens2 = AdaptiveEnsemble(seps, [[1]] * 4, weights=[1, 1, 1, 2], cue="predictor",
                             candidates=[[1, 1, 1, 2], [1, 1, 1, 0]], coef=coef_flip,
                             intercept=[0, 0], feature_mean=zeros, feature_scale=[1.0] * 8)
-    ens2.separate(mix)
-    torch.testing.assert_close(ens2.last_weights[0], torch.tensor([1, 1, 1, 2.0], dtype=torch.float64),
+    torch.testing.assert_close(ens2.separate(mix).extra["weights"][0], torch.tensor([1, 1, 1, 2.0], dtype=torch.float64),
                                atol=1e-4, rtol=0)
 
 

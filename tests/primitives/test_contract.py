@@ -59,7 +59,7 @@ def test_masks_contract_batching_and_determinism(name, batch):
     singles = torch.cat([sep.masks(batch[i:i + 1]) for i in range(b)])
     torch.testing.assert_close(m, singles, atol=1e-4, rtol=0)
     if isinstance(sep, EnsembleClustering):
-        assert sep.features(batch).shape == (b, t, f, sep.dim)
+        assert sep.analyze(batch, with_features=True).features.shape == (b, t, f, sep.dim)
 
 
 @pytest.mark.parametrize("name", ["repet", "repet_sim", "2dft_r", "hpss", "ensemble_fixed"])

@@ -49,7 +49,7 @@ def X(stft, repetition_mix, second_mix):
 def test_features_stack_returned_masks_with_weights(X):
     rep, hpss = Repet(), HPSS()
     ens = EnsembleClustering([rep, hpss], returns=[[1], [0, 1]], weights=[2, 1])
-    f = ens.features(X)
+    f = ens.analyze(X, with_features=True).features
     assert ens.dim == 4 and f.shape == (*X.shape, 4)
     mr, mh = rep.masks(X), hpss.masks(X)
     ref = torch.stack([mr[:, 1], mr[:, 1], mh[:, 0], mh[:, 1]], dim=-1)
@@ -58,7 +58,7 @@ def test_features_stack_returned_masks_with_weights(X):
 
 def test_fixed_responsibilities_formula(X):
     ens = EnsembleClustering([FT2D(), HPSS()], returns=[[1], [0]], weights=[3, 1], beta=2.5)
-    f = ens.features(X).double().numpy()
+    f = ens.analyze(X, with_features=True).features.double().numpy()
     d0 = np.linalg.norm(f, axis=-1)
     d1 = np.linalg.norm(f - 1.0, axis=-1)
     vocals = np.exp(-2.5 * d1) / (np.exp(-2.5 * d0) + np.exp(-2.5 * d1))
@@ -87,12 +87,12 @@ def test_each_member_runs_once_and_ft2d_is_shared(repetition_mix, monkeypatch):
     assert calls["fft2"] == 1  # 2DFT-R and 2DFT-M from one 2-D FFT
     assert out.features.shape[-1] == 6
     X = spec_of(ens.stft, repetition_mix[0][:32000])
-    ens.masks(X)
-    ens.features(X)
-    assert hpss.calls == 2
-    X.mul_(0.5)  # in-place change: the cache must not be reused
-    ens.features(X)
-    assert hpss.calls == 3
+    first = ens.analyze(X, with_features=True)
+    assert hpss.calls == 2 and ens.analyze(X).features is None  # features only when asked
+    assert hpss.calls == 3  # nothing is kept between calls
+    X.mul_(0.5)  # in-place change: seen by the next call
+    again = ens.analyze(X, with_features=True)
+    assert hpss.calls == 4 and not torch.equal(again.features, first.features)
 
 
 def test_ensemble_beats_its_worst_member(repetition_mix):
@@ -127,7 +127,7 @@ def test_fitted_clusterings_keep_accompaniment_vocals_order(repetition_mix, clus
 def test_factory_with_pitch_has_seven_features(X):
     ens = primitive_clustering(pitch=FakePitch(device="cpu"))
     assert ens.weights == [3, 1, 2, 1] and ens.returns == [[1], [1], [1], [0]]
-    assert ens.dim == 7 and ens.features(X).shape[-1] == 7
+    assert ens.dim == 7 and ens.analyze(X, with_features=True).features.shape[-1] == 7
     assert primitive_clustering().dim == 5
     assert ens.source_labels == ["accompaniment", "vocals"]
 

@@ -198,7 +198,8 @@ def test_separate_channels_independent_and_estimates_shape():
     sep = DeepMaskSeparator(FrameModel(), SR, STFT_SMALL, chunk_frames=50, overlap_frames=10)
     res = sep.separate(mix)
     assert res.estimates.shape == (2, 2, mix.shape[-1]) and res.labels == ["accompaniment", "vocals"]
-    assert res.features is None and sep.features(STFT_SMALL(mix)) is None
+    assert res.features is None
+    assert sep.analyze(STFT_SMALL(mix), with_features=True).features is None  # no embedding
     for c in range(2):
         single = sep.separate(mix[c])
         torch.testing.assert_close(single.estimates[:, 0], res.estimates[:, c], atol=1e-5, rtol=0)
@@ -214,10 +215,10 @@ def test_chimera_features_computed_once():
     n_chunks = len(sep.chunk_bounds(X.shape[1]))
     assert model.calls == n_chunks
     assert res.features.shape == (2, X.shape[1], NF, 3)
-    torch.testing.assert_close(res.features, sep.features(X), atol=1e-6, rtol=0)
+    torch.testing.assert_close(res.features, sep.analyze(X, with_features=True).features,
+                               atol=1e-6, rtol=0)
     torch.testing.assert_close(res.features, _call(model, X.abs())["embedding"], atol=1e-6,
                                rtol=0)
-    assert sep._memo is None
 
 
 def test_mask_separator_validation():
@@ -260,8 +261,8 @@ def test_clustering_oracle_recovers_sources_and_is_deterministic():
                                rtol=0, atol=0)
     # the fit subsample does not depend on chunking (ranks over loud bins, time-major)
     big = DeepClusteringSeparator(model, sample_rate=SR, stft=STFT_SMALL, chunk_frames=5000)
-    big.masks(X)
-    torch.testing.assert_close(big.cluster_centers_, sep.cluster_centers_, rtol=0, atol=1e-6)
+    torch.testing.assert_close(big.analyze(X).extra["cluster_centers"],
+                               res.extra["cluster_centers"], rtol=0, atol=1e-6)
 
 
 def test_clustering_with_features_runs_model_once():
@@ -274,7 +275,7 @@ def test_clustering_with_features_runs_model_once():
     assert model.calls == len(sep.chunk_bounds(X.shape[1]))
     torch.testing.assert_close(res.features, _call(model, X.abs())["embedding"], atol=1e-6,
                                rtol=0)
-    assert res.extra["cluster_centers"].shape == (2, 3) and sep._memo is None
+    assert res.extra["cluster_centers"].shape == (2, 3)
     assert torch.equal(res.masks, sep.masks(X))  # the pass-2 path agrees with the kept path
 
 

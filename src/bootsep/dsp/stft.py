@@ -136,6 +136,19 @@ class STFT:
                         center=True, length=length)
         return y.reshape(*lead, y.shape[-1])
 
+    def apply_masks(self, masks: torch.Tensor, mix_spec: torch.Tensor,
+                    length: int | None = None) -> torch.Tensor:
+        """Source waveforms from masks: ``inverse(masks * mix_spec)`` per source.
+
+        Args:
+            masks: ``(..., n_src, time, freq)`` real (or complex) masks.
+            mix_spec: complex mixture ``(..., time, freq)`` (this STFT's output).
+            length: samples of the output (default: what the frames give).
+        Returns:
+            ``(..., n_src, length)`` waveforms. Keeps autograd (the trainer's audio losses).
+        """
+        return self.inverse(masks * mix_spec.unsqueeze(-3), length=length)
+
     def __repr__(self) -> str:
         p = self.params
         return f"STFT(window_length={p.window_length}, hop_length={p.hop_length}, window_type={p.window_type!r})"

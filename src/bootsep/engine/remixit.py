@@ -130,7 +130,7 @@ class RemixIT(Handler):
         flat = mix.reshape(b * c, s).to(trainer.device).float()
         X = trainer.stft(flat)
         masks = self.teacher(X.abs())["mask"]
-        est = trainer.stft.inverse(masks * X.unsqueeze(1), length=s)  # (B*C, n, S)
+        est = trainer.stft.apply_masks(masks, X, length=s)  # (B*C, n, S)
         n = est.shape[1]
         return est.reshape(b, c, n, s).transpose(1, 2)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from ..dsp import STFT
-from ..separation.base import Separator
+from ..separation.base import Analysis, Separator
 from ._filters import magnitude
 from .ft2d import FT2D
 from .hpss import HPSS
@@ -48,10 +48,9 @@ class EnsembleClustering(Separator):
         sample_rate, stft: default to the first separator's.
         device: see :class:`Separator`.
 
-    ``features(mix_spec)`` returns ``(batch, time, freq, dim)``; ``masks(mix_spec)`` returns
-    ``(batch, num_sources, time, freq)`` summing to 1. The features of the last mixture are
-    cached (keyed by the tensor object and its version), so ``separate(with_features=True)``
-    runs every primitive once.
+    ``analyze(mix_spec, with_features=True)`` returns the masks ``(batch, num_sources, time,
+    freq)`` (summing to 1) and the features ``(batch, time, freq, dim)`` they were clustered
+    from, running every primitive once.
     """
 
     def __init__(self, separators: list[Separator], returns: list[list[int]],
@@ -111,7 +110,6 @@ class EnsembleClustering(Separator):
         self.max_fit_points = int(max_fit_points)
         self.seed = int(seed)
         self.reg_covar = float(reg_covar)
-        self._cache: tuple | None = None
 
     # ------------------------------------------------------------------ features
     def member_masks(self, mix_spec: torch.Tensor) -> list[torch.Tensor]:
@@ -133,18 +131,14 @@ class EnsembleClustering(Separator):
             out.append(by_id[id(sep)])
         return out
 
-    def features(self, mix_spec: torch.Tensor) -> torch.Tensor:
-        """Stacked member masks ``(batch, time, freq, dim)`` (cached for the last mixture)."""
-        c = self._cache
-        if c is not None and c[0] is mix_spec and c[1] == mix_spec._version:
-            return c[2]
+    def _stack_features(self, member_masks: list[torch.Tensor]) -> torch.Tensor:
+        """:meth:`member_masks` -> the clustered features ``(batch, time, freq, dim)``: each
+        returned mask repeated by its weight, in member order."""
         cols = []
-        for m, ret, w in zip(self.member_masks(mix_spec), self.returns, self.weights):
+        for m, ret, w in zip(member_masks, self.returns, self.weights):
             for r in ret:
                 cols.extend([m[:, r]] * w)
-        feats = torch.stack(cols, dim=-1)
-        self._cache = (mix_spec, mix_spec._version, feats)
-        return feats
+        return torch.stack(cols, dim=-1)
 
     # ---------------------------------------------------------------- clustering
     def _soft_assign(self, feats: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
@@ -191,10 +185,14 @@ class EnsembleClustering(Separator):
             for k in range(self.num_sources)])
         return torch.softmax(loglik, dim=0)
 
-    def masks(self, mix_spec: torch.Tensor, source_specs: torch.Tensor | None = None) -> torch.Tensor:
-        feats = self.features(mix_spec)
+    def analyze(self, mix_spec: torch.Tensor, source_specs: torch.Tensor | None = None,
+                with_features: bool = False) -> Analysis:
+        """Masks ``(batch, num_sources, time, freq)`` clustered from the stacked member masks
+        (the features ``(batch, time, freq, dim)``, returned with ``with_features``)."""
+        feats = self._stack_features(self.member_masks(mix_spec))
         mag = magnitude(mix_spec)
-        return torch.stack([self._cluster_one(feats[i], mag[i]) for i in range(feats.shape[0])])
+        masks = torch.stack([self._cluster_one(feats[i], mag[i]) for i in range(feats.shape[0])])
+        return Analysis(masks, feats if with_features else None)
 
 
 def magnitude_dtype(mix_spec: torch.Tensor) -> torch.dtype:
@@ -340,9 +338,10 @@ class AdaptiveEnsemble(EnsembleClustering):
         coef, intercept: predictor only: ``(K, 2 n_cols)`` and ``(K,)``.
         feature_mean, feature_scale: predictor only: ``(2 n_cols,)`` standardisation.
 
-    ``features`` (for confidence measures) are the base ensemble's stacked masks (columns
-    repeated by the base weights), as in :class:`EnsembleClustering`. ``last_weights``
-    holds the ``(batch, dim)`` adapted weights of the last call (one per returned column).
+    Features (for confidence measures) are the base ensemble's stacked masks (columns
+    repeated by the base weights), as in :class:`EnsembleClustering`. The adapted weights of
+    a call, ``(batch, n_cols)`` float64 (one per returned column), are in its
+    ``Analysis.extra['weights']``.
     """
 
     def __init__(self, separators: list[Separator], returns: list[list[int]],
@@ -389,13 +388,15 @@ class AdaptiveEnsemble(EnsembleClustering):
         self.cue = cue
         self.gamma = float(gamma)
         self.cue_percentile = float(cue_percentile)
-        self.last_weights: torch.Tensor | None = None
 
     def columns(self, mix_spec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Unrepeated member masks ``(batch, time, freq, n_cols)`` and their base weights
         ``(n_cols,)``."""
+        return self._columns(self.member_masks(mix_spec))
+
+    def _columns(self, member_masks: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         cols, base = [], []
-        for m, ret, w in zip(self.member_masks(mix_spec), self.returns, self.weights):
+        for m, ret, w in zip(member_masks, self.returns, self.weights):
             for r in ret:
                 cols.append(m[:, r])
                 base.append(float(w))
@@ -423,13 +424,17 @@ class AdaptiveEnsemble(EnsembleClustering):
         p = torch.softmax(self.coef @ z + self.intercept, dim=0)
         return p, p @ self.candidates
 
-    def masks(self, mix_spec: torch.Tensor, source_specs: torch.Tensor | None = None) -> torch.Tensor:
-        cols, base = self.columns(mix_spec)
+    def analyze(self, mix_spec: torch.Tensor, source_specs: torch.Tensor | None = None,
+                with_features: bool = False) -> Analysis:
+        """Masks ``(batch, 2, time, freq)`` with per-mixture weights (``extra['weights']``
+        ``(batch, n_cols)``); with ``with_features`` the base ensemble's features."""
+        members = self.member_masks(mix_spec)
+        cols, base = self._columns(members)
         mag = magnitude(mix_spec)
         out, used = [], []
         for i in range(cols.shape[0]):
             w = self.adapted_weights(cols[i], mag[i], base)
             used.append(w)
             out.append(weighted_fixed_assign(cols[i], w.to(cols.dtype), self.beta))
-        self.last_weights = torch.stack(used)
-        return torch.stack(out)
+        return Analysis(torch.stack(out), self._stack_features(members) if with_features else None,
+                        {"weights": torch.stack(used)})

@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from ..dsp import STFT
-from ..separation.base import Separator
+from ..separation.base import Analysis, Separator
 from ..utils.errors import UserError
 
 IPD_NORMALIZATIONS = ("frequency", "paper", "none")
@@ -117,7 +117,7 @@ class SpatialClustering(Separator):
         max_delay: ``'delay'`` model: largest inter-channel delay searched, in ms (default 1.0
             = 34 cm of path difference); ``delay_step``: grid step in samples (default 0.1);
             ``em_iterations``: (default 15).
-        confidence_features: what :meth:`features` returns for the confidence measures:
+        confidence_features: the features :meth:`analyze` returns for the confidence measures:
             ``'cues'`` (default; the clustered IPD/ILD features, for the predecessor's
             ``spatial`` JS confidence) or ``'posteriors'`` (the masks as ``(.., K)`` features,
             for ``spatial_margin``; with the delay model they track its quality better).
@@ -127,9 +127,12 @@ class SpatialClustering(Separator):
 
     ``masks(mix_spec)``: complex ``(channels, time, freq)`` -> ``(channels, K, time, freq)``
     posteriors summing to 1 (identical for every channel of a recording).
-    ``features(mix_spec)``: ``(channels, time, freq, dim)``, the clustered features (after PCA;
-    or the posteriors, see ``confidence_features``), repeated per channel so they line up with
-    the per-channel mixture magnitude of the confidence measures. :meth:`spatial_masks` is the batched form ``(batch, channels, T, F)``.
+    ``analyze(mix_spec, with_features=True).features``: ``(channels, time, freq, dim)``, the
+    clustered features (after PCA; or the posteriors, see ``confidence_features``), repeated
+    per channel so they line up with the per-channel mixture magnitude of the confidence
+    measures; with the delay model ``extra['delays']`` ``(recordings, K)`` holds the fitted
+    delays (samples, in output order). :meth:`spatial_masks` is the batched form ``(batch,
+    channels, T, F)``.
     """
 
     def __init__(self, sample_rate: int = 16000, stft: STFT | None = None, num_sources: int = 2,
@@ -200,7 +203,6 @@ class SpatialClustering(Separator):
                             f"'posteriors', got {confidence_features!r}")
         self.confidence_features = confidence_features
         self.arbitrary_order = order == "azimuth"
-        self._cache: tuple | None = None
 
     # ------------------------------------------------------------------ features
     def _group(self, mix_spec: torch.Tensor) -> torch.Tensor:
@@ -254,10 +256,11 @@ class SpatialClustering(Separator):
         return valid & (mag >= thresh) & (mag > 0)
 
     def _cluster(self, raw: torch.Tensor, mag: torch.Tensor, spec: torch.Tensor | None = None
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """One recording: raw features ``(T, F, D)``, magnitude ``(T, F)`` -> posteriors
-        ``(K, T, F)`` (ordered) and clustered features ``(T, F, D')``; with ``spec``
-        ``(C, T, F)`` the posteriors come from the delay model."""
+        ``(K, T, F)`` (ordered), clustered features ``(T, F, D')`` and None; with ``spec``
+        ``(C, T, F)`` the posteriors come from the delay model and its delays ``(K,)`` come
+        third."""
         from sklearn.mixture import GaussianMixture
 
         k = self.num_clusters
@@ -278,7 +281,8 @@ class SpatialClustering(Separator):
             x = (raw_fit - mean) @ comps.T
             feats = (raw - mean.to(raw)) @ comps.T.to(raw)
         if spec is not None:
-            return self._delay_cluster(spec, mag), feats
+            post, delays = self._delay_cluster(spec, mag)
+            return post, feats, delays
         x = x.numpy()
         if np.unique(np.round(x, 9), axis=0).shape[0] < k:  # degenerate (e.g. identical channels)
             x = x + np.random.default_rng(self.seed).normal(0.0, 1e-6, size=x.shape)
@@ -289,7 +293,7 @@ class SpatialClustering(Separator):
         # cluster positions: posterior-weighted means of the fitted bins' raw features
         p_fit = gmm_posteriors(torch.from_numpy(x), gmm)  # (K, N)
         means = (p_fit @ raw_fit) / p_fit.sum(dim=1, keepdim=True).clamp_min(1e-12)
-        return post[self._order(means)], feats
+        return post[self._order(means)], feats, None
 
     def _order(self, means: torch.Tensor) -> torch.Tensor:
         """Cluster order from their raw-feature means ``(K, D)``."""
@@ -304,8 +308,10 @@ class SpatialClustering(Separator):
             key, tie = means[:, 0], torch.zeros(means.shape[0], dtype=means.dtype)
         return torch.as_tensor(np.lexsort((tie.numpy(), np.round(key.numpy(), 6))))
 
-    def _delay_cluster(self, X: torch.Tensor, mag: torch.Tensor) -> torch.Tensor:
-        """``model='delay'``: one recording ``X`` ``(C, T, F)`` -> posteriors ``(K, T, F)``."""
+    def _delay_cluster(self, X: torch.Tensor, mag: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``model='delay'``: one recording ``X`` ``(C, T, F)`` -> posteriors ``(K, T, F)`` and
+        the delays ``(K,)`` (samples, CPU), in output order."""
         k = self.num_clusters
         i, j = channel_pairs(X.shape[0], self.pairs)[0]
         n_fft = self.stft.window_length
@@ -376,41 +382,42 @@ class SpatialClustering(Separator):
             order = np.argsort(-dist.cpu().numpy(), kind="stable")
         else:
             order = np.lexsort((mu.cpu().numpy(), np.round(tau.cpu().numpy(), 6)))
-        self.delays_ = tau[torch.as_tensor(order, device=tau.device)].cpu()
-        return post[torch.as_tensor(order, device=post.device)]
+        delays = tau[torch.as_tensor(order, device=tau.device)].cpu()
+        return post[torch.as_tensor(order, device=post.device)], delays
 
     def spatial_masks(self, X: torch.Tensor, with_features: bool = False):
         """Batched: complex ``(batch, channels, T, F)`` -> posteriors ``(batch, K, T, F)``
         (and the clustered features ``(batch, T, F, dim)`` with ``with_features``)."""
+        m, f, _ = self._spatial(X)
+        return (m, f) if with_features else m
+
+    def _spatial(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """:meth:`spatial_masks` with features, and the delays ``(batch, K)`` of the delay
+        model (None for the GMM)."""
         raw = self.raw_features(X)
         mag = X.abs().amax(dim=1)
-        masks, feats = [], []
+        masks, feats, delays = [], [], []
         for b in range(X.shape[0]):
-            m, f = self._cluster(raw[b], mag[b], None if self.model == "gmm" else X[b])
+            m, f, d = self._cluster(raw[b], mag[b], None if self.model == "gmm" else X[b])
             masks.append(m.to(raw.dtype))
             feats.append(f)
-        m = torch.stack(masks)
-        return (m, torch.stack(feats)) if with_features else m
+            delays.append(d)
+        return (torch.stack(masks), torch.stack(feats),
+                None if self.model == "gmm" else torch.stack(delays))
 
-    def _compute(self, mix_spec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Masks and features per channel, cached for the last mixture (so ``separate(...,
-        with_features=True)`` clusters once)."""
-        c = self._cache
-        if c is not None and c[0] is mix_spec and c[1] == mix_spec._version:
-            return c[2], c[3]
+    def analyze(self, mix_spec: torch.Tensor, source_specs: torch.Tensor | None = None,
+                with_features: bool = False) -> Analysis:
+        """Complex ``(channels, time, freq)`` -> posteriors ``(channels, K, time, freq)``
+        (identical for every channel of a recording), with ``with_features`` the features
+        (class docstring), per channel; clustered once."""
         X = self._group(mix_spec)
-        m, f = self.spatial_masks(X, with_features=True)
+        m, f, delays = self._spatial(X)
         if self.confidence_features == "posteriors":
             f = m.permute(0, 2, 3, 1)
-        out = (m.repeat_interleave(X.shape[1], dim=0), f.repeat_interleave(X.shape[1], dim=0))
-        self._cache = (mix_spec, mix_spec._version, *out)
-        return out
-
-    def masks(self, mix_spec: torch.Tensor, source_specs: torch.Tensor | None = None) -> torch.Tensor:
-        return self._compute(mix_spec)[0]
-
-    def features(self, mix_spec: torch.Tensor) -> torch.Tensor:
-        return self._compute(mix_spec)[1]
+        c = X.shape[1]
+        return Analysis(m.repeat_interleave(c, dim=0),
+                        f.repeat_interleave(c, dim=0) if with_features else None,
+                        {} if delays is None else {"delays": delays})
 
 
 def gmm_posteriors(x: torch.Tensor, gmm) -> torch.Tensor:

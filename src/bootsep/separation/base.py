@@ -1,8 +1,14 @@
 """The one interface every separation algorithm follows: primitive, ensemble, oracle or deep.
 
 A separator maps a mixture to per-source soft masks on the shared :class:`~bootsep.dsp.STFT`
-and inverts ``mask * mixture STFT`` with the same STFT. Channels are separated independently
-(they are folded into the batch dimension).
+and inverts ``mask * mixture STFT`` with the same STFT (:meth:`~bootsep.dsp.STFT.apply_masks`).
+Channels are separated independently (they are folded into the batch dimension).
+
+One call computes everything a separator knows about a mixture: :meth:`Separator.analyze`
+returns an :class:`Analysis` (masks, and per-bin features when asked for); :meth:`masks` is
+``analyze(...).masks`` and :meth:`Separator.separate` inverts the masks. Nothing is kept
+between calls (no caches, no flags, no "last call" attributes): what a call finds out is in
+its :class:`Analysis`.
 
 Shapes:
     mixture waveform      ``(channels, samples)``
@@ -24,15 +30,49 @@ from ..dsp import STFT
 
 
 @dataclass
+class Analysis:
+    """Result of :meth:`Separator.analyze`: what one call finds out about a mixture.
+
+    Attributes:
+        masks: ``(batch, n_src, time, freq)`` real masks in [0, 1], on the input's device.
+        features: ``(batch, time, freq, dim)`` per-bin features that the confidence measures
+            (:mod:`bootsep.primitives.confidence`) cluster, or None: None whenever the call did
+            not ask for them (``with_features=False``) or the separator has none. What they are:
+
+            ========================== ================================================ ========
+            separator                  features                                         dim
+            ========================== ================================================ ========
+            ``EnsembleClustering``     stacked member masks, each returned mask         sum of
+            (and ``AdaptiveEnsemble``) repeated by its (base) weight                    weights
+            ``SpatialClustering``      clustered IPD/ILD cues (after PCA), or the       cues or K
+                                       posteriors (``confidence_features``)
+            ``DeepMaskSeparator``      the model's embedding (chimera), else None       model's
+            ``DeepClusteringSeparator`` the model's embedding                           model's
+            others                     None
+            ========================== ================================================ ========
+        extra: by-products of this call, e.g. ``'cluster_centers'`` ``(n_src, dim)`` (deep
+            clustering), ``'weights'`` ``(batch, n_cols)`` (adaptive ensemble), ``'delays'``
+            ``(recordings, K)`` samples (spatial delay model). Copied to
+            :attr:`Separation.extra`.
+    """
+
+    masks: torch.Tensor
+    features: torch.Tensor | None = None
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
 class Separation:
     """Result of :meth:`Separator.separate`.
 
     Attributes:
         estimates: ``(n_src, channels, samples)`` float waveforms.
         masks: ``(channels, n_src, time, freq)`` soft masks (None if the method has none).
-        features: ``(channels, time, freq, dim)`` per-bin features for confidence, or None.
+        features: ``(channels, time, freq, dim)`` per-bin features for confidence
+            (:attr:`Analysis.features`), or None.
         mix_magnitude: ``(channels, time, freq)`` mixture magnitude (for loud-bin selection).
         labels: source names, in the order of ``estimates``.
+        extra: :attr:`Analysis.extra` of the call.
     """
 
     estimates: torch.Tensor
@@ -44,7 +84,8 @@ class Separation:
 
 
 class Separator:
-    """Base class. Subclasses implement :meth:`masks` (and optionally :meth:`features`).
+    """Base class. Subclasses implement :meth:`analyze` (masks and features from one call) or,
+    when they have no features, just :meth:`masks`.
 
     Args:
         sample_rate: sample rate in Hz the algorithm runs at (default 16000).
@@ -58,6 +99,19 @@ class Separator:
     needs_references = False
     #: whether the output order is arbitrary (clustering): evaluation then searches permutations
     arbitrary_order = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # overrides that analyze() (what separate() calls) would silently ignore
+        if callable(cls.__dict__.get("features")):
+            raise TypeError(f"{cls.__name__} defines features(); a separator returns its "
+                            "features from analyze(mix_spec, source_specs, with_features) in "
+                            "Analysis.features (bootsep.separation.base)")
+        if ("masks" in cls.__dict__ and "analyze" not in cls.__dict__
+                and cls.analyze is not Separator.analyze):
+            raise TypeError(f"{cls.__name__} overrides masks() but inherits an analyze() that "
+                            "computes the masks itself, so separate() would not use it; "
+                            "override analyze() instead")
 
     def __init__(self, sample_rate: int = 16000, stft: STFT | None = None,
                  source_labels=("accompaniment", "vocals"), device: str | None = None):
@@ -75,21 +129,32 @@ class Separator:
     def num_sources(self) -> int:
         return len(self.source_labels)
 
+    def analyze(self, mix_spec: torch.Tensor, source_specs: torch.Tensor | None = None,
+                with_features: bool = False) -> Analysis:
+        """Complex ``(batch, time, freq)`` -> :class:`Analysis` (masks ``(batch, n_src, time,
+        freq)`` and, with ``with_features``, features ``(batch, time, freq, dim)`` or None).
+
+        ``source_specs`` ``(batch, n_src, time, freq)`` is given only to oracle separators.
+        The default returns :meth:`masks` and no features.
+        """
+        if type(self).masks is Separator.masks:
+            raise NotImplementedError(f"{type(self).__name__} implements neither analyze nor masks")
+        return Analysis(self.masks(mix_spec, source_specs))
+
     def masks(self, mix_spec: torch.Tensor, source_specs: torch.Tensor | None = None) -> torch.Tensor:
-        """Complex ``(batch, time, freq)`` -> masks ``(batch, n_src, time, freq)``.
+        """Complex ``(batch, time, freq)`` -> masks ``(batch, n_src, time, freq)``:
+        ``analyze(mix_spec, source_specs).masks``.
 
         ``source_specs`` ``(batch, n_src, time, freq)`` is given only to oracle separators.
         """
-        raise NotImplementedError
-
-    def features(self, mix_spec: torch.Tensor) -> torch.Tensor | None:
-        """Per-bin features ``(batch, time, freq, dim)`` for confidence measures, or None."""
-        return None
+        if type(self).analyze is Separator.analyze:
+            raise NotImplementedError(f"{type(self).__name__} implements neither analyze nor masks")
+        return self.analyze(mix_spec, source_specs).masks
 
     @torch.no_grad()
     def separate(self, mix: torch.Tensor, sources: torch.Tensor | None = None,
                  with_features: bool = False) -> Separation:
-        """Separate a mixture.
+        """Separate a mixture (one :meth:`analyze` call, then the masks are inverted).
 
         Args:
             mix: ``(channels, samples)`` or ``(samples,)`` waveform at ``self.sample_rate``.
@@ -110,12 +175,13 @@ class Separator:
             if sources.dim() == 2:
                 sources = sources.unsqueeze(1)
             S = self.stft(sources).transpose(0, 1)  # (channels, n_src, time, freq)
-        m = self.masks(X, S)
-        est = self.stft.inverse(m * X.unsqueeze(1), length=length)  # (channels, n_src, samples)
-        feats = self.features(X) if with_features else None
+        result = self.analyze(X, S, with_features=with_features)
+        m = result.masks
+        est = self.stft.apply_masks(m, X, length=length)  # (channels, n_src, samples)
+        feats = result.features if with_features else None
         return Separation(estimates=est.transpose(0, 1).contiguous().cpu(), labels=self.source_labels,
                           masks=m.cpu(), features=None if feats is None else feats.cpu(),
-                          mix_magnitude=X.abs().cpu())
+                          mix_magnitude=X.abs().cpu(), extra=dict(result.extra))
 
 
 def describe(obj, depth: int = 0):
@@ -126,8 +192,8 @@ def describe(obj, depth: int = 0):
     their parameters, small tensors their values, large tensors their shape and sum, models
     (``torch.nn.Module``) their class only (a checkpoint path identifies the weights). Left
     out: the device, private attributes (``_x``) and fitted state (``x_``, scikit-learn's
-    convention, e.g. the cluster centres of the last call), so the description is the same
-    before and after any number of calls.
+    convention; separators keep none, a call's by-products are in :attr:`Analysis.extra`), so
+    the description is the same before and after any number of calls.
     """
     if obj is None or isinstance(obj, (bool, int, str)):
         return obj

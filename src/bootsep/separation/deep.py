@@ -24,7 +24,7 @@ import torch
 
 from ..dsp import STFT
 from ..utils.errors import UserError
-from .base import Separation, Separator
+from .base import Analysis, Separator
 from .windowing import OverlapAdd, window_bounds
 
 _DEFAULT_TWO = ("accompaniment", "vocals")
@@ -50,8 +50,6 @@ class _ChunkedModelSeparator(Separator):
         self.model = model.to(self.device).eval()
         self._accepts_features = ("features" in inspect.signature(model.forward).parameters
                                   and hasattr(model, "input_features"))
-        self._want_features = False
-        self._memo: tuple | None = None  # (mix_spec, embedding) kept during separate() only
 
     # ------------------------------------------------------------------ chunking
     def chunk_bounds(self, num_frames: int) -> list:
@@ -89,46 +87,17 @@ class _ChunkedModelSeparator(Separator):
 
     # ------------------------------------------------------------------ interface
     @torch.no_grad()
-    def separate(self, mix: torch.Tensor, sources: torch.Tensor | None = None,
-                 with_features: bool = False) -> Separation:
-        """As :meth:`Separator.separate`; the model runs once even with ``with_features``."""
-        self._want_features = bool(with_features)
-        try:
-            result = super().separate(mix, sources, with_features)
-            result.extra.update(self._extra())
-            return result
-        finally:
-            self._want_features = False
-            self._memo = None
+    def analyze(self, mix_spec: torch.Tensor, source_specs: torch.Tensor | None = None,
+                with_features: bool = False) -> Analysis:
+        """As :meth:`Separator.analyze`; the model runs once per chunk even with
+        ``with_features``. Computed on ``self.device``; returned on ``mix_spec``'s device."""
+        out = self._analyze(mix_spec.to(self.device), bool(with_features))
+        dev = mix_spec.device
+        return Analysis(out.masks.to(dev), None if out.features is None else out.features.to(dev),
+                        out.extra)
 
-    @torch.no_grad()
-    def masks(self, mix_spec: torch.Tensor, source_specs: torch.Tensor | None = None):
-        """Complex ``(batch, time, freq)`` -> masks ``(batch, n_src, time, freq)``.
-
-        Computed on ``self.device``; returned on ``mix_spec``'s device.
-        """
-        return self._masks(mix_spec.to(self.device)).to(mix_spec.device)
-
-    @torch.no_grad()
-    def features(self, mix_spec: torch.Tensor) -> torch.Tensor | None:
-        """Embedding ``(batch, time, freq, dim)`` (None if the model has none), on
-        ``mix_spec``'s device."""
-        out = self._features(mix_spec.to(self.device))
-        return None if out is None else out.to(mix_spec.device)
-
-    def _masks(self, mix_spec: torch.Tensor) -> torch.Tensor:
+    def _analyze(self, mix_spec: torch.Tensor, with_features: bool) -> Analysis:
         raise NotImplementedError
-
-    def _features(self, mix_spec: torch.Tensor) -> torch.Tensor | None:
-        return None
-
-    def _extra(self) -> dict:
-        return {}
-
-    def _memo_get(self, mix_spec: torch.Tensor) -> torch.Tensor | None:
-        if self._memo is not None and self._memo[0] is mix_spec:
-            return self._memo[1]
-        return None
 
 
 class DeepMaskSeparator(_ChunkedModelSeparator):
@@ -144,8 +113,8 @@ class DeepMaskSeparator(_ChunkedModelSeparator):
         chunk_frames: frames per model call (default 2000 = 16 s at hop 128 / 16 kHz).
         overlap_frames: frames shared by consecutive chunks, cross-faded (default 100).
 
-    :meth:`features` returns the model's embedding ``(batch, time, freq, dim)`` when the model
-    has one (chimera), else None.
+    Features (:meth:`analyze` with ``with_features``): the model's embedding ``(batch, time,
+    freq, dim)`` when the model has one (chimera), else None.
     """
 
     def __init__(self, model: torch.nn.Module, sample_rate: int = 16000, stft: STFT | None = None,
@@ -163,22 +132,15 @@ class DeepMaskSeparator(_ChunkedModelSeparator):
         super().__init__(model, sample_rate, stft, labels, device, chunk_frames, overlap_frames)
         self.has_embedding = "embedding" in keys
 
-    def _masks(self, mix_spec: torch.Tensor) -> torch.Tensor:
+    def _analyze(self, mix_spec: torch.Tensor, with_features: bool) -> Analysis:
         mag = mix_spec.abs()
-        if not (self._want_features and self.has_embedding):
-            return self._full(mag, "mask")
+        if not (with_features and self.has_embedding):
+            return Analysis(self._full(mag, "mask"))
         masks, embs = [], []
         for _, _, seg in self._stream(mag, ["mask", "embedding"]):
             masks.append(seg["mask"])
             embs.append(seg["embedding"])
-        self._memo = (mix_spec, torch.cat(embs, dim=1))
-        return torch.cat(masks, dim=1).movedim(1, 2)
-
-    def _features(self, mix_spec: torch.Tensor) -> torch.Tensor | None:
-        if not self.has_embedding:
-            return None
-        cached = self._memo_get(mix_spec)
-        return cached if cached is not None else self._full(mix_spec.abs(), "embedding")
+        return Analysis(torch.cat(masks, dim=1).movedim(1, 2), torch.cat(embs, dim=1))
 
 
 class DeepClusteringSeparator(_ChunkedModelSeparator):
@@ -190,7 +152,7 @@ class DeepClusteringSeparator(_ChunkedModelSeparator):
     Two passes over chunks: (1) embeddings of a seeded random subsample of the loud bins of
     the whole signal (all channels) are collected and k-means is fitted on them; (2) every
     bin is assigned to a cluster, chunk by chunk (when the full embedding is small, under
-    ``cache_bytes``, or requested with ``with_features``, pass 1 keeps it and pass 2 reuses it).
+    ``cache_bytes``, or asked for with ``with_features``, pass 1 keeps it and pass 2 reuses it).
 
     Loud bins: a bin is used for fitting when its mixture level is within ``loud_db`` dB of
     the loudest bin of the whole signal (all channels; default 40 dB, the deep-clustering
@@ -220,9 +182,9 @@ class DeepClusteringSeparator(_ChunkedModelSeparator):
         cache_bytes: keep the whole embedding between passes when it is at most this many
             bytes (default 256 MiB).
 
-    :meth:`features` returns the embedding ``(batch, time, freq, dim)``. The fitted centres of
-    the last call are in ``self.cluster_centers_`` ``(num_sources, dim)`` and in
-    ``Separation.extra['cluster_centers']``.
+    Features (:meth:`analyze` with ``with_features``): the embedding ``(batch, time, freq,
+    dim)``. The centres fitted in a call are in its ``Analysis.extra['cluster_centers']``
+    ``(num_sources, dim)`` (CPU), and so in ``Separation.extra``.
     """
 
     arbitrary_order = True
@@ -260,7 +222,6 @@ class DeepClusteringSeparator(_ChunkedModelSeparator):
         self.kmeans_init, self.n_init = kmeans_init, int(n_init)
         self.mask_type, self.soft_beta = mask_type, float(soft_beta)
         self.cache_bytes = int(cache_bytes)
-        self.cluster_centers_: torch.Tensor | None = None
 
     # ------------------------------------------------------------------ helpers
     def loud_bins(self, mag: torch.Tensor) -> torch.Tensor:
@@ -297,7 +258,7 @@ class DeepClusteringSeparator(_ChunkedModelSeparator):
         return m.movedim(-1, 1)
 
     # ------------------------------------------------------------------ interface
-    def _masks(self, mix_spec: torch.Tensor) -> torch.Tensor:
+    def _analyze(self, mix_spec: torch.Tensor, with_features: bool) -> Analysis:
         mag = mix_spec.abs()
         batch, num_frames, num_freq = mag.shape
         loud = self.loud_bins(mag)
@@ -316,7 +277,7 @@ class DeepClusteringSeparator(_ChunkedModelSeparator):
             dim = emb.shape[-1]
             if keep is None:  # keep the whole embedding if asked for or small
                 nbytes = batch * num_frames * num_freq * dim * emb.element_size()
-                keep = self._want_features or nbytes <= self.cache_bytes
+                keep = with_features or nbytes <= self.cache_bytes
             lo = int(cum[start - 1]) if start > 0 else 0
             hi = int(cum[end - 1])
             a, b = torch.searchsorted(ranks, torch.tensor([lo, hi])).tolist()
@@ -327,23 +288,15 @@ class DeepClusteringSeparator(_ChunkedModelSeparator):
             if keep:
                 kept.append(emb)
         centers = self._fit(torch.cat(samples, dim=0))
-        self.cluster_centers_ = centers.cpu()
+        extra = {"cluster_centers": centers.cpu()}
         if keep:
             embedding = torch.cat(kept, dim=1)
-            if self._want_features:
-                self._memo = (mix_spec, embedding)
-            return self.assign(embedding, centers)
+            return Analysis(self.assign(embedding, centers),
+                            embedding if with_features else None, extra)
         out = mag.new_empty(batch, self.num_sources, num_frames, num_freq)
         for start, end, seg in self._stream(mag, ["embedding"]):
             out[:, :, start:end] = self.assign(seg["embedding"], centers)
-        return out
-
-    def _features(self, mix_spec: torch.Tensor) -> torch.Tensor:
-        cached = self._memo_get(mix_spec)
-        return cached if cached is not None else self._full(mix_spec.abs(), "embedding")
-
-    def _extra(self) -> dict:
-        return {} if self.cluster_centers_ is None else {"cluster_centers": self.cluster_centers_}
+        return Analysis(out, None, extra)
 
 
 def load_separator(checkpoint: str | os.PathLike | dict, kind: str = "auto",

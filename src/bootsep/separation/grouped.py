@@ -74,7 +74,7 @@ class GroupedSeparator(Separator):
         if groups is None:
             if source_specs is None:
                 raise ValueError("the oracle grouping needs the reference sources")
-            est = self.stft.inverse(m * mix_spec.unsqueeze(1))  # (channels, M, samples)
+            est = self.stft.apply_masks(m, mix_spec)  # (channels, M, samples)
             ref = self.stft.inverse(source_specs)  # (channels, n_src, samples)
             groups = oracle_grouping(est.transpose(0, 1), ref.transpose(0, 1), self.source_labels)
         return torch.stack([m[:, idx].sum(dim=1) if idx else torch.zeros_like(m[:, 0])
