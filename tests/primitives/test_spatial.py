@@ -107,7 +107,7 @@ def test_channel_pairs_and_errors():
     mix3 = torch.cat([mix, mix[1:] * 0.9])
     sep = SpatialClustering(sample_rate=SR, stft=STFT(512, 128), pairs="all", order="azimuth",
                             device="cpu")
-    feats = sep.features(sep.stft(mix3))
+    feats = sep.analyze(sep.stft(mix3), with_features=True).features
     assert feats.shape[-1] == 9 and feats.shape[0] == 3
     assert _best_si_sdr(sep.separate(mix3).estimates[:, :2], refs) > 6.0
 
@@ -118,7 +118,8 @@ def test_spatial_confidence_higher_when_sources_are_apart():
 
     def conf(mix):
         X = stft(mix)
-        return spatial_confidence(sep.features(X), X.abs(), threshold_percentile=80.0)
+        return spatial_confidence(sep.analyze(X, with_features=True).features, X.abs(),
+                                  threshold_percentile=80.0)
 
     # delays within one sample (a close pair: no spatial aliasing), where the frequency-
     # normalised IPD of one position stays compact; co-located = same delay and level
@@ -127,8 +128,8 @@ def test_spatial_confidence_higher_when_sources_are_apart():
     c_apart, c_together = conf(apart), conf(together)
     assert c_apart > c_together + 0.1, (c_apart, c_together)
     X = stft(apart)
-    both = compute_confidences(sep.features(X), X.abs(), measures=("spatial", "jensen_shannon"),
-                               threshold_percentile=80.0)
+    both = compute_confidences(sep.analyze(X, with_features=True).features, X.abs(),
+                               measures=("spatial", "jensen_shannon"), threshold_percentile=80.0)
     assert both["spatial"] <= both["jensen_shannon"] * 2.001
     assert both["spatial"] == pytest.approx(c_apart)
 
@@ -163,7 +164,9 @@ def test_spatial_margin_on_the_delay_models_posteriors():
 
     def conf(mix):
         X = stft(mix)
-        feats = sep.features(X)
+        result = sep.analyze(X, with_features=True)
+        feats = result.features
+        assert result.extra["delays"].shape == (1, 2)  # one recording, K delays
         assert feats.shape[-1] == 2 and torch.allclose(feats.sum(-1), torch.ones(()), atol=1e-4)
         return compute_confidences(feats, X.abs(), measures=("spatial_margin",),
                                    threshold_percentile=80.0)["spatial_margin"]

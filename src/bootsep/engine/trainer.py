@@ -224,8 +224,8 @@ class Trainer:
         output = {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v
                   for k, v in output.items()}
         if self.needs_audio and "mask" in output:
-            spec = output["mask"] * targets["mix_spec"].unsqueeze(1)
-            output["audio"] = self.stft.inverse(spec, length=mix.shape[-1])
+            output["audio"] = self.stft.apply_masks(output["mask"], targets["mix_spec"],
+                                                    length=mix.shape[-1])
         return output, targets
 
     def _train_step(self, engine, batch) -> dict:
@@ -284,8 +284,8 @@ class Trainer:
             output, targets = self.forward(batch)
             losses = {k: float(v) for k, v in self.val_loss_fn(output, targets).items()}
             if "mask" in output:
-                spec = output["mask"] * targets["mix_spec"].unsqueeze(1)
-                audio = self.stft.inverse(spec, length=targets["mix_audio"].shape[-1])
+                audio = self.stft.apply_masks(output["mask"], targets["mix_spec"],
+                                              length=targets["mix_audio"].shape[-1])
                 sisdr.append(pit_si_sdr(audio, targets["source_audio"]).float().cpu())
                 if first is None:
                     first = (targets, output, audio)
