@@ -53,3 +53,9 @@ def test_debug_leaves_the_global_gin_config_unchanged(write_config, tmp_path, mo
     assert gin.config_str() == before
     assert (tmp_path / "run" / "debug" / "results" / "debug_item0.json").is_file()
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_the_signature_lists_the_keys_group_by_group():
+    order = [f.name for group in dataclasses.fields(TrainOptions)
+             for f in dataclasses.fields(experiment._TRAIN_GROUPS[group.name])]
+    assert list(inspect.signature(train).parameters) == order

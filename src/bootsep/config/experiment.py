@@ -230,16 +230,23 @@ _TRAIN_GROUPS = {"task": TrainTask, "optimisation": Optimisation, "data": DataLo
 
 
 @gin.configurable
-def train(model=gin.REQUIRED, loss_dictionary=gin.REQUIRED, optimizer=gin.REQUIRED,
-          train_dataset=None, val_dataset=None, val_loss_dictionary=None, scheduler=None,
-          batch_size: int = 8, val_batch_size: int = 1, num_epochs: int = 10,
-          epoch_length: int | None = None, num_workers: int = 2, handlers=("autoclip", "lr_scheduler"),
-          target_type: str = "psa", confidence_power: float | None = None, seed: int = 0,
-          device: str = "auto", amp: str | None = None,
-          init_from_checkpoint: str | None = None, resume: bool = True,
-          save_by_epoch: int | None = None, output_folder: str | None = None, stft=None,
-          sample_rate: int | None = None, source_labels=None, progress: bool = True,
-          force: bool = False):
+def train(*,
+          # what is learnt (TrainTask)
+          model=gin.REQUIRED, loss_dictionary=gin.REQUIRED, val_loss_dictionary=None,
+          stft=None, sample_rate: int | None = None, source_labels=None,
+          target_type: str = "psa", confidence_power: float | None = None,
+          # how (Optimisation)
+          optimizer=gin.REQUIRED, scheduler=None, num_epochs: int = 10,
+          epoch_length: int | None = None, handlers=("autoclip", "lr_scheduler"),
+          amp: str | None = None,
+          # from what (DataLoading)
+          train_dataset=None, val_dataset=None, batch_size: int = 8, val_batch_size: int = 1,
+          num_workers: int = 2,
+          # where (Checkpointing)
+          output_folder: str | None = None, resume: bool = True, force: bool = False,
+          init_from_checkpoint: str | None = None, save_by_epoch: int | None = None,
+          # on what (Runtime)
+          device: str = "auto", seed: int = 0, progress: bool = True):
     """Train a model; rerunning the same command resumes from ``checkpoints/latest.pth``.
 
     The arguments (gin keys ``train.<name>``) are documented by group: what is learnt
