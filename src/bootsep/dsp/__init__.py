@@ -9,10 +9,11 @@ from .features import (
     log_magnitude_features,
     magnitude_weights,
     mel_filterbank,
+    rank_percentile,
     standardize,
 )
 from .stft import STFT, STFTParams, make_window
 
 __all__ = ["STFT", "STFTParams", "amplitude_to_db", "ideal_binary_mask",
            "log_magnitude_features", "magnitude_weights", "make_window", "mel_filterbank",
-           "standardize"]
+           "rank_percentile", "standardize"]

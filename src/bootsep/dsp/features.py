@@ -56,6 +56,15 @@ def _mel_np(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float 
     return fb.astype(np.float32)
 
 
+def rank_percentile(values: torch.Tensor, percentile: float) -> torch.Tensor:
+    """The ``percentile``-th (0-100) percentile of ``values`` (any shape, flattened) without
+    interpolation: the value of rank ``round(percentile / 100 * (n - 1))`` in ascending order
+    (0 = the smallest, 100 = the largest); a 0-d tensor. "Loud bins" are those ``>=`` it."""
+    flat = values.reshape(-1)
+    k = int(round(float(percentile) / 100.0 * (flat.numel() - 1))) + 1
+    return flat.kthvalue(min(max(k, 1), flat.numel())).values
+
+
 def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0,
                    fmax: float | None = None) -> torch.Tensor:
     """Mel filterbank ``(n_mels, n_fft // 2 + 1)`` with each filter normalised to sum 1.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from ..dsp import STFT
+from ..dsp import STFT, rank_percentile
 from ..separation.base import Analysis, Separator
 from ._filters import magnitude
 from .ft2d import FT2D
@@ -150,9 +150,7 @@ class EnsembleClustering(Separator):
         """Loud bins of one example: ``(n, dim)`` float64 on the CPU, seeded subset."""
         flat_mag = mag.reshape(-1)
         flat = feats.reshape(-1, feats.shape[-1])
-        k = int(round(self.percentile / 100.0 * (flat_mag.numel() - 1))) + 1
-        thresh = flat_mag.kthvalue(min(max(k, 1), flat_mag.numel())).values
-        pts = flat[flat_mag >= thresh]
+        pts = flat[flat_mag >= rank_percentile(flat_mag, self.percentile)]
         if pts.shape[0] < self.num_sources:
             pts = flat
         if pts.shape[0] > self.max_fit_points:
@@ -272,9 +270,7 @@ def member_cues(columns: torch.Tensor, mix_magnitude: torch.Tensor, weights,
     dim = columns.shape[-1]
     flat = columns.reshape(-1, dim).double()
     mag = mix_magnitude.reshape(-1).double()
-    k = int(round(percentile / 100.0 * (mag.numel() - 1))) + 1
-    thresh = mag.kthvalue(min(max(k, 1), mag.numel())).values
-    x = flat[mag >= thresh]
+    x = flat[mag >= rank_percentile(mag, percentile)]
     voting = torch.as_tensor(weights, dtype=torch.float64).reshape(dim).cpu() > 0
     xc = x - x.mean(dim=0, keepdim=True)
     norm = xc.square().sum(dim=0).sqrt()

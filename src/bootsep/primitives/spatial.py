@@ -43,7 +43,7 @@ import math
 import numpy as np
 import torch
 
-from ..dsp import STFT
+from ..dsp import STFT, rank_percentile
 from ..separation.base import Analysis, Separator
 from ..utils.errors import UserError
 
@@ -250,9 +250,7 @@ class SpatialClustering(Separator):
         min_bin = int(math.ceil(self.min_frequency_hz * self.stft.window_length / self.sample_rate))
         valid = torch.zeros_like(mag, dtype=torch.bool)
         valid[:, min(min_bin, mag.shape[-1] - 1):] = True
-        vals = mag[valid]
-        k = int(round(self.percentile / 100.0 * (vals.numel() - 1))) + 1
-        thresh = vals.kthvalue(min(max(k, 1), vals.numel())).values
+        thresh = rank_percentile(mag[valid], self.percentile)
         return valid & (mag >= thresh) & (mag > 0)
 
     def _cluster(self, raw: torch.Tensor, mag: torch.Tensor, spec: torch.Tensor | None = None

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
-from ..dsp import STFT
+from ..dsp import STFT, rank_percentile
 from ..utils.errors import UserError
 from .base import Analysis, Separator
 from .windowing import OverlapAdd, window_bounds
@@ -231,9 +231,7 @@ class DeepClusteringSeparator(_ChunkedModelSeparator):
         if self.loud_db is not None:
             loud &= db >= db.max() - self.loud_db
         if self.loud_percentile is not None:
-            flat = db.flatten()
-            k = int(round(self.loud_percentile / 100.0 * (flat.numel() - 1))) + 1
-            loud &= db >= flat.kthvalue(k).values
+            loud &= db >= rank_percentile(db, self.loud_percentile)
         if int(loud.sum()) < self.num_sources:
             loud = torch.ones_like(loud)
         return loud
