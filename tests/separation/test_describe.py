@@ -6,7 +6,8 @@ import torch
 
 from bootsep.dsp import STFT
 from bootsep.models import Chimera
-from bootsep.primitives import HPSS, EnsembleClustering, Repet
+from bootsep.primitives import HPSS, AdaptiveEnsemble, EnsembleClustering, Repet
+from bootsep.primitives.spatial import SpatialClustering
 from bootsep.separation.base import describe, fingerprint
 from bootsep.separation.deep import DeepClusteringSeparator, DeepMaskSeparator
 
@@ -32,6 +33,13 @@ def test_fingerprints_survive_separation_calls():
     before = fingerprint(ens)
     ens.separate(torch.randn(1, SR * 2), with_features=True)
     assert fingerprint(ens) == before
+    stft = STFT(256, 64)
+    for sep in (AdaptiveEnsemble([Repet(SR, stft), HPSS(SR, stft)], [[1], [0]], [2, 1],
+                                 sample_rate=SR, stft=stft),  # its weights were kept on it
+                SpatialClustering(SR, stft, model="delay")):  # and its delays
+        before = describe(sep)
+        sep.separate(torch.randn(2, SR), with_features=True)
+        assert describe(sep) == before
     model = Chimera(num_features=129, num_sources=2, hidden_size=8, num_layers=1,
                     embedding_size=4, dropout=0.0)
     for sep in (DeepMaskSeparator(model, SR, STFT(256, 64)),
