@@ -156,13 +156,17 @@ def test_a_run_killed_between_a_segments_wavs_and_its_json_redoes_exactly_that_s
     assert {p: p.stat().st_mtime_ns for p in others} == others      # nothing else rewritten
     clean = tmp_path / "clean"
     separate_segments(SoftBandSeparator(SR), segs, clean, min_loudness=None, progress=False)
+    # the redone segment was separated alone, the clean run's in a batch with others: the same
+    # within float rounding (one 16-bit step), not byte for byte
     for p in [out / "results" / f"{victim}.json", *wavs]:
         rel = p.relative_to(out)
         if p.suffix == ".json":
             a, b = json.loads(p.read_text()), json.loads((clean / rel).read_text())
-            assert a["confidence"] == b["confidence"] and a["sources"] == b["sources"]
+            assert a["confidence"] == pytest.approx(b["confidence"], rel=1e-5, abs=1e-6)
+            assert set(a["sources"]) == set(b["sources"])
         else:
-            assert p.read_bytes() == (clean / rel).read_bytes()
+            x, y = sf.read(p)[0], sf.read(clean / rel)[0]
+            assert x.shape == y.shape and np.abs(x - y).max() <= 1.5 / 32768
     assert not [p for p in out.rglob(".*") if p.is_file()]           # no temp file left
 
 
