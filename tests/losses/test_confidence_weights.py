@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import torch
 
-from bootsep.losses.targets import confidence_weights, dominance
 from bootsep.dsp import STFT
 from bootsep.dsp.features import magnitude_weights
 from bootsep.losses.cluster import deep_clustering_loss
+from bootsep.losses.targets import confidence_weights, dominance
 
 
 def test_dominance_recovers_the_teachers_mask_margin():
