@@ -2,17 +2,39 @@
 """The primitive teacher across development domains: a cross-domain weight search, the adaptive
 ensemble, and which confidence measure tracks the teacher's quality.
 
-Domains (``--domain NAME=ROOT[:SEARCH_SPLITS:HELDOUT_SPLIT]``, MUSDB layout, downmixed to mono at
-16 kHz; the defaults are the three development domains):
+Domains (``--domain NAME=ROOT[:SEARCH_SPLITS:HELDOUT_SPLITS]``, MUSDB layout, downmixed to mono
+at 16 kHz; splits are ``+``-joined, ``SPLIT`` of ROOT or ``OTHER_ROOT/SPLIT``; the defaults are
+the three development domains). The held-out songs never share a tune with a search song:
 
-* ``demo``: the procedural demo songs (``data/demo``; search on train + valid, held out: test);
-* ``chorales``: the dev chorales rendered with FluidR3 (``data/chorales``; train / test);
+* ``demo``: the procedural demo songs (``data/demo``; search on train + valid; held out: test
+  plus the 168 procedural songs of another seed in ``data/demo_unlabelled``, which ``make demo``
+  builds);
+* ``chorales``: the dev chorales rendered with FluidR3 (search: ``data/chorales`` train and
+  ``data/chorales_extra``; held out: ``data/chorales`` test and ``data/chorales_heldout``);
 * ``chorales_timgm``: other dev-pool chorales rendered with the TimGM6mb soundfont, 100-130 bpm,
-  voice or lead-instrument melodies (``data/chorales_timgm``; train / test), built with::
+  voice or lead-instrument melodies (search: ``data/chorales_timgm`` train and
+  ``data/chorales_timgm_extra``; held out: ``data/chorales_timgm`` test and
+  ``data/chorales_timgm_pool``).
 
-    .devdata-venv/bin/python /work/shared/devdata/make_chorales_musdb.py \
-        --out data/chorales_timgm --soundfont /usr/share/sounds/sf2/TimGM6mb.sf2 \
-        --n-train 8 --n-test 6 --seed 2 --bpm-min 100 --bpm-max 130 --vocal-programs voice+lead
+Built with ``../shared/devdata/make_chorales_musdb.py`` (``G`` below; ``--exclude`` takes a file
+of chorale ids, one per line, and also drops their tune families; ``ids A B`` = the ids in
+``data/A/manifest.json`` and ``data/B/manifest.json``)::
+
+    G --out data/chorales --soundfont FluidR3_GM.sf2 --n-train 12 --n-test 6 --seed 1
+    G --out data/chorales_extra --soundfont FluidR3_GM.sf2 --exclude <ids chorales + timgm> \
+        --n-train 16 --n-test 0 --n-valid 2 --seed 11
+    G --out data/chorales_heldout --soundfont FluidR3_GM.sf2 --exclude <ids chorales chorales_extra> \
+        --n-train 30 --n-test 0 --n-valid 0 --seed 33
+    T="--soundfont TimGM6mb.sf2 --bpm-min 100 --bpm-max 130 --vocal-programs voice+lead"
+    G --out data/chorales_timgm $T --n-train 8 --n-test 6 --seed 2
+    G --out data/chorales_timgm_extra $T --exclude <ids chorales + timgm> --n-train 16 --n-test 0 \
+        --n-valid 2 --seed 12
+    G --out data/chorales_timgm_pool $T --exclude <ids chorales_timgm chorales_timgm_extra> \
+        --n-train 30 --n-test 0 --n-valid 0 --seed 32
+
+The first held-out figures (session 3) used only each domain's test split (8 demo songs, 6 and 6
+chorales): too few to resolve the 0.1 dB differences between the candidate weightings, so the
+held-out splits were enlarged with songs no search has seen.
 
 Every song is cut into non-overlapping ``--segment`` second segments (default 12 s, the demo's
 ``separate.segment_length``; a song shorter than that is one segment). Each primitive member's
@@ -73,9 +95,10 @@ SYSTEMS = {
     "adaptive": PRIM / "primitive_clustering_adaptive.gin",
 }
 DEFAULT_DOMAINS = [
-    "demo=data/demo:train+valid:test",
-    "chorales=data/chorales:train+data/chorales_extra/train:test",
-    "chorales_timgm=data/chorales_timgm:train+data/chorales_timgm_extra/train:test",
+    "demo=data/demo:train+valid:test+data/demo_unlabelled/train",
+    "chorales=data/chorales:train+data/chorales_extra/train:test+data/chorales_heldout/train",
+    "chorales_timgm=data/chorales_timgm:train+data/chorales_timgm_extra/train"
+    ":test+data/chorales_timgm_pool/train",
 ]
 #: candidate members: (name, returned mask index)
 MEMBERS = ["ft2d_r", "ft2d_m", "repet", "repet_sim", "pitch", "hpss"]
@@ -125,7 +148,7 @@ def parse_domain(spec: str) -> dict:
     parts = rest.split(":")
     root = parts[0]
     search = parts[1].split("+") if len(parts) > 1 else ["train"]
-    heldout = parts[2] if len(parts) > 2 else "test"
+    heldout = parts[2].split("+") if len(parts) > 2 else ["test"]
     return {"name": name, "root": root, "search": search, "heldout": heldout}
 
 
@@ -154,7 +177,8 @@ def segments_of(domain: dict, split: str, seconds: float, max_songs: int | None)
 
 def build_cache(domains, seconds, max_songs, cache_dir: Path) -> dict:
     """``{domain: {'search': [seg...], 'heldout': [seg...]}}``; seg = dict(key, mix, vocals,
-    cols (T, F, M) float16)."""
+    cols (T, F, M) float16; search segments only: the held-out ones are run through the committed
+    configs' real classes, never through the cache)."""
     from tqdm import tqdm
 
     from bootsep.utils.io import atomic_torch_save, safe_torch_load
@@ -163,13 +187,16 @@ def build_cache(domains, seconds, max_songs, cache_dir: Path) -> dict:
     out = {}
     for d in domains:
         out[d["name"]] = {}
-        for part, splits in (("search", d["search"]), ("heldout", [d["heldout"]])):
+        for part, splits in (("search", d["search"]), ("heldout", d["heldout"])):
             segs = []
             for split in splits:
                 gen = segments_of(d, split, seconds, max_songs)
                 for key, mix, voc in tqdm(gen, desc=f"{d['name']}/{split} members",
                                           leave=False, disable=None):
                     path = cache_dir / d["name"] / (key.replace("/", "__") + f"_{seconds:g}s.pt")
+                    if part == "heldout":
+                        segs.append({"key": key, "mix": mix, "vocals": voc})
+                        continue
                     if path.is_file():
                         cols = safe_torch_load(path)
                     else:
@@ -585,7 +612,7 @@ def plot(results: dict, path: Path) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--domain", action="append", default=None,
-                   help="NAME=ROOT[:SEARCH_SPLITS:HELDOUT_SPLIT] (repeatable; default the three "
+                   help="NAME=ROOT[:SEARCH_SPLITS:HELDOUT_SPLITS] (repeatable; default the three "
                         "development domains)")
     p.add_argument("--segment", type=float, default=12.0, help="segment seconds (default 12)")
     p.add_argument("--max-songs", type=int, default=None, help="songs per split (default all)")
