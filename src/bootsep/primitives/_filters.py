@@ -221,14 +221,22 @@ def sliding_max(rows: torch.Tensor, size: int) -> torch.Tensor:
     return torch.maximum(suffix[..., :n - size + 1], prefix[..., size - 1:n])
 
 
+def _padded_rows(x: torch.Tensor, size: int, dim: int, mode: str) -> tuple[torch.Tensor, tuple]:
+    """``dim`` of ``x`` moved last and flattened into rows ``(rows, n)``, padded for a centred
+    window of ``size`` samples by ``mode`` (scipy.ndimage's origin 0): ``(rows, n + size - 1)``,
+    and the moved shape :func:`_from_rows` needs."""
+    rows, moved_shape = _to_rows(x, dim)
+    before, after = _window_split(size)
+    return rows.index_select(-1, pad_indices(rows.shape[-1], before, after, mode, x.device)), \
+        moved_shape
+
+
 def max_filter_1d(x: torch.Tensor, size: int, dim: int = -1, mode: str = "wrap") -> torch.Tensor:
     """Running maximum of ``size`` samples along ``dim`` (scipy.ndimage.maximum_filter1d)."""
     size = int(size)
     if size <= 1:
         return x.clone()
-    rows, moved_shape = _to_rows(x, dim)
-    before, after = _window_split(size)
-    padded = rows.index_select(-1, pad_indices(rows.shape[-1], before, after, mode, x.device))
+    padded, moved_shape = _padded_rows(x, size, dim, mode)
     return _from_rows(sliding_max(padded, size), moved_shape, dim)
 
 
@@ -237,9 +245,7 @@ def mean_filter_1d(x: torch.Tensor, size: int, dim: int = -1, mode: str = "wrap"
     size = int(size)
     if size <= 1:
         return x.clone()
-    rows, moved_shape = _to_rows(x, dim)
-    before, after = _window_split(size)
-    padded = rows.index_select(-1, pad_indices(rows.shape[-1], before, after, mode, x.device))
+    padded, moved_shape = _padded_rows(x, size, dim, mode)
     out = torch.nn.functional.avg_pool1d(padded.unsqueeze(1), size, stride=1).squeeze(1)
     return _from_rows(out, moved_shape, dim)
 
