@@ -81,3 +81,52 @@ def test_paper_demo_runs_every_step_and_prints_the_comparison_last(tmp_path):
     assert r2.stdout.strip().splitlines()[-1] == str(runs / "comparison.md")
     assert [p.stat().st_mtime_ns for p in results] == mtimes
     assert "separate already finished" in r2.stdout and "train already finished" in r2.stdout
+
+
+def _chorales(root, sr=16000):
+    """A tiny dev-chorale-shaped set: ROOT/{train,test}/<song>/{mixture,vocals,accompaniment}.wav
+    (stereo) and a setup.yaml naming one training song as validation; a pool of 2 songs."""
+    from ._fakes import make_song_folder
+
+    make_song_folder(root / "chorales" / "train", n_songs=3, seconds=3.0, sr=sr, channels=2)
+    make_song_folder(root / "chorales" / "test", n_songs=2, seconds=3.0, sr=sr, channels=2)
+    (root / "chorales" / "setup.yaml").write_text("validation_tracks:\n- song1\n")
+    make_song_folder(root / "pool", n_songs=2, seconds=3.0, sr=sr, channels=2)
+    return root / "chorales", root / "pool"
+
+
+def test_chorales_demo_names_a_missing_folder_and_exits_2(tmp_path):
+    e = dict(os.environ, PY=sys.executable, BOOTSEP_CHORALES=str(tmp_path / "nowhere"),
+             BOOTSEP_DEMO_RUNS=str(tmp_path / "runs"))
+    r = subprocess.run(["sh", "musdb/demo/chorales_demo.sh"], cwd=ROOT, env=e,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.startswith("error: ") and str(tmp_path / "nowhere" / "train") in r.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_chorales_demo_links_the_labelled_splits_and_compares_on_stereo_test_songs(tmp_path):
+    chorales, pool = _chorales(tmp_path)
+    extra = tmp_path / "tiny.gin"
+    extra.write_text(textwrap.dedent(TINY))
+    runs = tmp_path / "runs"
+    e = dict(os.environ, PY=sys.executable, BOOTSEP_CHORALES=str(chorales),
+             BOOTSEP_CHORALES_POOLS=str(pool), BOOTSEP_DEMO_RUNS=str(runs),
+             BOOTSEP_DEMO_EXTRA_CONFIG=str(extra), OMP_NUM_THREADS="1")
+    r = subprocess.run(["sh", "musdb/demo/chorales_demo.sh"], cwd=ROOT, env=e,
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
+    assert r.stdout.strip().splitlines()[-1] == str(runs / "comparison.md")
+    songs = runs / "songs"
+    assert sorted(p.name for p in (songs / "train").iterdir()) == ["song0", "song2"]
+    assert [p.name for p in (songs / "valid").iterdir()] == ["song1"]
+    assert (songs / "test" / "song0").resolve() == (chorales / "test" / "song0").resolve()
+    # unlabelled: the 2 training songs + the 2 pool songs, one 3 s segment per channel-song
+    assert len(list((runs / "separate" / "data" / "results").glob("*.json"))) == 4
+    table = json.loads((runs / "comparison.json").read_text())
+    assert list(table) == ["mixture", "ensemble", "bootstrapped", "supervised"]
+    assert "on the dev chorales" in (runs / "comparison.md").read_text()
+    # the labelled songs were linked, never copied
+    entries = [p for split in ("train", "valid", "test") for p in (songs / split).iterdir()]
+    assert len(entries) == 5 and all(p.is_symlink() for p in entries)
