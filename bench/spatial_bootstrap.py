@@ -89,9 +89,10 @@ def main() -> int:
     ap.add_argument("--confidence", choices=("margin", "js"), default="margin",
                     help="organize by 'spatial_margin' on the teacher's posteriors (default) or by "
                          "the predecessor's 'spatial' JS(GMM1, GMM2) x balance on its IPD features")
-    ap.add_argument("--model", choices=("dc", "chimera"), default="chimera",
-                    help="student/supervised network: model.gin's deep clustering, or with "
-                         "chimera.gin its chimera (evaluated with the mask head; default)")
+    ap.add_argument("--model", choices=("dc", "chimera", "mi"), default="chimera",
+                    help="student/supervised network: model.gin's deep clustering, with "
+                         "chimera.gin its chimera (evaluated with the mask head; default), or "
+                         "with mi.gin the same BLSTM with a mask head only")
     ap.add_argument("--bind", action="append", default=[],
                     help="extra -b binding for both trainings (e.g. 'train.confidence_power = None')")
     args = ap.parse_args()
@@ -138,7 +139,8 @@ def main() -> int:
     binds = ["-b", f"train.num_epochs = {args.epochs}"]
     for b in args.bind:
         binds += ["-b", b]
-    sfx, extra = ("_chimera", [f"{EXP}/chimera.gin"]) if args.model == "chimera" else ("", [])
+    sfx, extra = {"dc": ("", []), "chimera": ("_chimera", [f"{EXP}/chimera.gin"]),
+                  "mi": ("_mi", [f"{EXP}/mi.gin"])}[args.model]
     dirs = {"teacher": f"teacher_{tag}", "student": f"student_{tag}{sfx}",
             "supervised": f"supervised{sfx}"}
     for name in ("student", "supervised"):

@@ -57,6 +57,8 @@ EXTRA = [
                   "wham/exp/spatial/confidence_js.gin"]),
     ("all", [*_SPATIAL, "wham/exp/spatial/data.gin", "wham/exp/spatial/model.gin",
              "wham/exp/spatial/student.gin", "wham/exp/spatial/chimera.gin"]),
+    ("all", [*_SPATIAL, "wham/exp/spatial/data.gin", "wham/exp/spatial/model.gin",
+             "wham/exp/spatial/supervised.gin", "wham/exp/spatial/mi.gin"]),
     *[("all", [*_MUSDB, f"musdb/exp/models/{m}_{n}src.gin"]) for n in (2, 4)
       for m in ("centroids", "dualpath", "mel_baseline", "openunmix")],
     *[("evaluate", ["musdb/demo/env.gin", "musdb/demo/data.gin", f"musdb/exp/primitives/{p}.gin"])
