@@ -14,6 +14,7 @@ import logging
 import os
 import random
 import re
+import typing
 from pathlib import Path
 
 import gin
@@ -225,8 +226,8 @@ class TrainOptions:
         return cls(**groups)
 
 
-_TRAIN_GROUPS = {"task": TrainTask, "optimisation": Optimisation, "data": DataLoading,
-                 "checkpoints": Checkpointing, "runtime": Runtime}
+#: group field name -> its dataclass, read off TrainOptions' annotations (not a second table)
+_TRAIN_GROUPS = typing.get_type_hints(TrainOptions)
 
 
 @gin.configurable
