@@ -95,6 +95,10 @@ def main() -> int:
                          "with mi.gin the same BLSTM with a mask head only")
     ap.add_argument("--bind", action="append", default=[],
                     help="extra -b binding for both trainings (e.g. 'train.confidence_power = None')")
+    ap.add_argument("--suffix", default="",
+                    help="appended to the student / supervised run folders, so a variant "
+                         "(--bind) trains next to the earlier ones and reuses the teacher's "
+                         "separate / organize outputs under the same --runs")
     args = ap.parse_args()
 
     runs = (ROOT / args.runs).resolve()
@@ -141,8 +145,8 @@ def main() -> int:
         binds += ["-b", b]
     sfx, extra = {"dc": ("", []), "chimera": ("_chimera", [f"{EXP}/chimera.gin"]),
                   "mi": ("_mi", [f"{EXP}/mi.gin"])}[args.model]
-    dirs = {"teacher": f"teacher_{tag}", "student": f"student_{tag}{sfx}",
-            "supervised": f"supervised{sfx}"}
+    dirs = {"teacher": f"teacher_{tag}", "student": f"student_{tag}{sfx}{args.suffix}",
+            "supervised": f"supervised{sfx}{args.suffix}"}
     for name in ("student", "supervised"):
         times[name] = run([py, main_py, "all", "-c", *data, f"{EXP}/model.gin", f"{EXP}/{name}.gin",
                            *extra, "-o", str(runs / dirs[name]), *where, *binds], env, log)
@@ -180,7 +184,8 @@ def main() -> int:
            "train_mixtures": len(rows), "kept": len(kept_q),
            "test_mixtures": len(results(runs / dirs["student"] / "results")),
            "confidence": measure,
-           "epochs": args.epochs, "model": args.model, "seconds": {k: round(v) for k, v in times.items()}}
+           "epochs": args.epochs, "model": args.model, "suffix": args.suffix,
+           "binds": args.bind, "seconds": {k: round(v) for k, v in times.items()}}
     print(json.dumps(out))
     return 0
 
