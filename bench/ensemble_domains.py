@@ -823,4 +823,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from bootsep.utils.errors import UserError
+
+    try:
+        main()
+    except UserError as err:  # a user mistake: one line, exit 2, no traceback
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
