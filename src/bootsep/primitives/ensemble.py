@@ -47,10 +47,9 @@ class EnsembleClustering(Separator):
         smoothing: seconds of a centred running mean over time applied to the output masks
             (default 0: none). It becomes the odd number of frames nearest to
             ``smoothing * sample_rate / hop_length`` (edges repeat the first/last frame); the
-            masks still sum to 1. Brief T-F decisions of the members (a frame where one cue
-            flips) are voted down by their neighbours: 0.04 s (5 frames at 16 kHz, hop 128)
-            gains 0.04-0.15 dB vocals SI-SDR on every development domain of
-            ``bench/ensemble_domains.py``.
+            masks still sum to 1. A bin where one cue flips for a frame is outvoted by its
+            neighbours; the default teacher config uses 0.024 s (3 frames at 16 kHz, hop 128),
+            chosen with the weights by ``bench/ensemble_domains.py``.
         source_labels: default ``('accompaniment', 'vocals')``.
         sample_rate, stft: default to the first separator's.
         device: see :class:`Separator`.
