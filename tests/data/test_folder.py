@@ -233,3 +233,42 @@ def test_songs_selects_a_subset_by_name_or_count(tagged_root):
         StemFolderDataset(tagged_root, "train", songs=["nope"])
     with pytest.raises(UserError, match="songs must be"):
         StemFolderDataset(tagged_root, "train", songs=0)
+
+
+def test_speed_perturbation_moves_pitch_and_keeps_plans(tmp_path, tagged_root):
+    """``Remixer.speed_range``: a coherent mixture plays all its sources at one rate, an
+    incoherent one each at its own, within [1 - r, 1 + r]; a source plays ``speed`` times
+    faster (a 1 kHz tone comes out at ``speed`` kHz); the picks (songs, starts, gains) are the
+    unperturbed remixer's, and the mixture is still the sum of the sources."""
+    n = 2 * SR
+    t = np.arange(n) / SR
+    for k in range(3):
+        for stem, f in (("vocals", 1000.0), ("accompaniment", 250.0)):
+            x = (0.3 * np.sin(2 * np.pi * f * (1 + 0.01 * k) * t)).astype(np.float32)[None]
+            save_audio(tmp_path / "tones" / "train" / f"song{k}" / f"{stem}.wav", x, SR)
+    kw = dict(excerpt_seconds=0.5, num_items=12)
+    fast = StemFolderDataset(tmp_path / "tones", "train", **kw,
+                             remix=Remixer(balance=0.5, gain_jitter_db=2.0, speed_range=0.2))
+    plain = StemFolderDataset(tmp_path / "tones", "train", **kw,
+                              remix=Remixer(balance=0.5, gain_jitter_db=2.0))
+    saw_both = set()
+    for i in range(12):
+        plan = fast.remix.plan(np.random.default_rng([0, i]), fast._lengths, SR // 2, 2)
+        ref = plain.remix.plan(np.random.default_rng([0, i]), plain._lengths, SR // 2, 2)
+        speeds = [p.speed for p in plan.picks]
+        assert [(p.song, p.start, p.gain_db) for p in plan.picks] == \
+            [(p.song, p.start, p.gain_db) for p in ref.picks]
+        assert all(0.8 <= v <= 1.2 for v in speeds)
+        assert (speeds[0] == speeds[1]) == plan.coherent
+        saw_both.add(plan.coherent)
+        item = fast[i]
+        assert torch.allclose(item["mix"], item["sources"].sum(0))
+        for k, pick in enumerate(plan.picks):
+            x = item["sources"][k, 0].numpy()
+            spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+            peak = np.argmax(spec) * SR / len(x)
+            base = (1000.0 if k == 1 else 250.0) * (1 + 0.01 * pick.song)
+            assert abs(peak - base * pick.speed) < 6.0, (peak, base, pick.speed)
+    assert saw_both == {True, False}
+    with pytest.raises(ValueError, match="speed_range"):
+        Remixer(speed_range=0.5)

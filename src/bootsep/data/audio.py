@@ -85,6 +85,20 @@ def check_same_length(infos: dict, what: str) -> None:
                         f"at equal length (or remove the song)")
 
 
+def resample(x: np.ndarray, sr_in: float, sr_out: float) -> np.ndarray:
+    """``(channels, samples)`` float32 resampled from ``sr_in`` to ``sr_out`` Hz with soxr
+    (HQ); the rates may be fractional (speed perturbation resamples from ``speed * sr``)."""
+    if sr_in == sr_out or x.shape[-1] == 0:
+        return np.ascontiguousarray(x, dtype=np.float32)
+    import soxr
+
+    y = soxr.resample(np.ascontiguousarray(np.asarray(x, dtype=np.float32).T), sr_in, sr_out,
+                      quality="HQ")
+    if y.ndim == 1:
+        y = y[:, None]
+    return np.ascontiguousarray(y.T, dtype=np.float32)
+
+
 def load_audio(path: str | os.PathLike, sample_rate: int | None = None, mono: bool = False,
                offset: float = 0.0, duration: float | None = None) -> np.ndarray:
     """Decode (part of) an audio file.
@@ -115,11 +129,11 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None, mono: bo
 
     start_out = int(round(offset * out_sr))
     want_out = None if duration is None else int(round(duration * out_sr))
-    resample = out_sr != file_sr
+    resampled = out_sr != file_sr
 
     # Frames to read in the file's rate. When resampling, the read starts on a frame that maps
     # to a whole output sample (multiple of file_sr / gcd) and a context margin is added.
-    if resample:
+    if resampled:
         g = math.gcd(file_sr, out_sr)
         step_in, step_out = file_sr // g, out_sr // g
         margin = _RESAMPLE_MARGIN_SECONDS * file_sr
@@ -145,13 +159,9 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None, mono: bo
 
     if mono and data.shape[1] > 1:
         data = data.mean(axis=1, keepdims=True, dtype=np.float32)
-    if resample and data.shape[0] > 0:
-        import soxr
-
-        data = soxr.resample(data, file_sr, out_sr, quality="HQ")
-        if data.ndim == 1:
-            data = data[:, None]
     audio = np.ascontiguousarray(data.T, dtype=np.float32)
+    if resampled and audio.shape[1] > 0:
+        audio = resample(audio, file_sr, out_sr)
     audio = audio[:, skip:]
     if want_out is not None:
         audio = audio[:, :want_out]

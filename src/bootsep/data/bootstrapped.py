@@ -38,8 +38,10 @@ class BootstrappedDataset(StemFolderDataset):
         balance: probability of an INCOHERENT mixture (sources from different segments);
             default 0.0 = always the segment's own sources. Ignored when ``remix`` is given.
         gain_jitter_db: per-source gain drawn in ``[-g, g]`` dB (default 0.0).
+        speed_range: per-source speed perturbation in ``[1 - r, 1 + r]`` (default 0.0; see
+            :class:`~bootsep.data.mixing.Remixer`).
         remix: a :class:`~bootsep.data.mixing.Remixer` (default ``Remixer(balance,
-            gain_jitter_db)``).
+            gain_jitter_db, speed_range)``); the three options above are then ignored.
         sample_rate, mono, excerpt_seconds (default 2.0), num_items, seed, cache,
         silence_db, max_retries: as :class:`~bootsep.data.folder.StemFolderDataset`.
         channel: read this channel of multichannel estimates alone (e.g. ``0``: one microphone
@@ -53,7 +55,8 @@ class BootstrappedDataset(StemFolderDataset):
     def __init__(self, folder: str | os.PathLike, sources: tuple[str, ...] | list[str] | None = None,
                  sample_rate: int = 16000, mono: bool = True, excerpt_seconds: float = 2.0,
                  num_items: int | None = None, seed: int = 0, balance: float = 0.0,
-                 gain_jitter_db: float = 0.0, remix: Remixer | None = None, cache=None,
+                 gain_jitter_db: float = 0.0, speed_range: float = 0.0,
+                 remix: Remixer | None = None, cache=None,
                  silence_db: float = -60.0, max_retries: int = 5, channel: int | None = None):
         folder = Path(folder)
         if channel is not None and (isinstance(channel, bool) or not isinstance(channel, int)
@@ -75,7 +78,8 @@ class BootstrappedDataset(StemFolderDataset):
                          sample_rate=sample_rate, mono=mono and channel is None,
                          excerpt_seconds=excerpt_seconds,
                          num_items=num_items, seed=seed,
-                         remix=remix if remix is not None else Remixer(balance, gain_jitter_db),
+                         remix=remix if remix is not None else Remixer(balance, gain_jitter_db,
+                                                                       speed_range),
                          cache=cache, layout="stem", silence_db=silence_db,
                          max_retries=max_retries)
         if channel is not None and channel >= min(self._channels):

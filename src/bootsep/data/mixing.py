@@ -22,11 +22,15 @@ class SourcePick:
         song: index into the dataset's song list.
         start: first sample, at the dataset's sample rate.
         gain_db: gain applied to the source (0.0 = as on disk).
+        speed: playback-rate factor (1.0 = as on disk): ``ceil(n * speed)`` samples from
+            ``start`` are resampled to the excerpt's ``n`` samples, so tempo and pitch rise
+            together for ``speed > 1`` (a tape played faster).
     """
 
     song: int
     start: int
     gain_db: float = 0.0
+    speed: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -61,21 +65,33 @@ class Remixer:
             offset; otherwise the mixture is COHERENT: all sources from one song and the same
             time span. Default 0.0 (always coherent).
         gain_jitter_db: each source gets a gain drawn uniformly in ``[-g, +g]`` dB. Default 0.0.
+        speed_range: speed perturbation ``r`` in [0, 0.5): each source of an incoherent
+            mixture (all sources of a coherent one, together) plays at a rate drawn uniformly
+            in ``[1 - r, 1 + r]`` (:attr:`SourcePick.speed`; pitch and tempo move together,
+            ±10 % is about ±1.7 semitones: a different voice or instrument register for the
+            network, the vocal-tract-length perturbation of speech recognition). Default 0.0.
 
-    Every plan draws the same sequence of random numbers (coin, then picks, then gains), so a
-    plan depends only on the generator's seed.
+    Every plan draws the same sequence of random numbers (coin, then picks, then gains, then
+    speeds when ``speed_range > 0``), so a plan depends only on the generator's seed, and
+    plans without speed perturbation are those of earlier versions.
     """
 
-    def __init__(self, balance: float = 0.0, gain_jitter_db: float = 0.0):
+    def __init__(self, balance: float = 0.0, gain_jitter_db: float = 0.0,
+                 speed_range: float = 0.0):
         if not 0.0 <= float(balance) <= 1.0:
             raise ValueError(f"balance must be in [0, 1], got {balance}")
         if float(gain_jitter_db) < 0:
             raise ValueError(f"gain_jitter_db must be >= 0, got {gain_jitter_db}")
+        if not 0.0 <= float(speed_range) < 0.5:
+            raise ValueError(f"speed_range must be in [0, 0.5), got {speed_range} (0.1 = "
+                             "rates 0.9-1.1)")
         self.balance = float(balance)
         self.gain_jitter_db = float(gain_jitter_db)
+        self.speed_range = float(speed_range)
 
     def __repr__(self) -> str:
-        return f"Remixer(balance={self.balance}, gain_jitter_db={self.gain_jitter_db})"
+        return (f"Remixer(balance={self.balance}, gain_jitter_db={self.gain_jitter_db}, "
+                f"speed_range={self.speed_range})")
 
     def plan(self, rng: np.random.Generator, lengths: Sequence[int], n_samples: int,
              n_sources: int) -> MixPlan:
@@ -100,5 +116,11 @@ class Remixer:
             gains = rng.uniform(-self.gain_jitter_db, self.gain_jitter_db, size=n_sources)
         else:
             gains = np.zeros(n_sources)
-        picks = tuple(SourcePick(int(s), int(t), float(g)) for (s, t), g in zip(spans, gains))
+        speeds = np.ones(n_sources)
+        if self.speed_range > 0:
+            r = self.speed_range
+            speeds = rng.uniform(1 - r, 1 + r, size=n_sources if incoherent else 1)
+            speeds = np.broadcast_to(speeds, (n_sources,))
+        picks = tuple(SourcePick(int(s), int(t), float(g), float(v))
+                      for (s, t), g, v in zip(spans, gains, speeds))
         return MixPlan(coherent=not incoherent, picks=picks)

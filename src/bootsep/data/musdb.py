@@ -248,18 +248,6 @@ def list_musdb_tracks(root: str | os.PathLike, split: str = "train", is_wav: boo
 
 # ---------------------------------------------------------------------------- reading
 
-def _resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
-    """(C, S) float32 resampled with soxr (HQ)."""
-    if sr_in == sr_out or x.shape[-1] == 0:
-        return x
-    import soxr
-
-    y = soxr.resample(np.ascontiguousarray(x.T), sr_in, sr_out, quality="HQ")
-    if y.ndim == 1:
-        y = y[:, None]
-    return np.ascontiguousarray(y.T, dtype=np.float32)
-
-
 class _StemInfo:
     """Rate, length (samples) and channels of a ``.stem.mp4``, from one ffprobe call."""
 
@@ -338,6 +326,8 @@ def _read_stem_mp4(track, stems, sample_rate, mono, start, duration):
         raise UserError(FFMPEG_HELP)
     import stempeg
 
+    from bootsep.data.audio import resample
+
     margin = 0.05 if sample_rate else 0.0  # resampler context, as data.audio.load_audio does
     t0 = max(0.0, float(start) - margin)
     dur = None if duration is None else float(duration) + (float(start) - t0) + margin
@@ -361,7 +351,7 @@ def _read_stem_mp4(track, stems, sample_rate, mono, start, duration):
         want = int(round(float(duration) * sr_out))
     out = {}
     for s, xs in zip(stems, x):
-        y = _resample(np.ascontiguousarray(xs), rate, sr_out)[:, skip:]
+        y = resample(np.ascontiguousarray(xs), rate, sr_out)[:, skip:]
         out[s] = y if want is None else y[:, :want]
     return out
 

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from bootsep.data.audio import resample
 from bootsep.data.mixing import MixPlan, Remixer, SourcePick, draw_excerpt
 from bootsep.utils.errors import UserError
 
@@ -159,7 +160,12 @@ class TrackDataset(Dataset):
             return self._read_coherent(plan.picks[0].song, plan.picks[0].start, n)
         srcs = []
         for k, pick in enumerate(plan.picks):
-            x = self._read_source(pick.song, k, pick.start, n)
+            if pick.speed == 1.0:
+                x = self._read_source(pick.song, k, pick.start, n)
+            else:  # read ceil(n * speed) samples and play them back in n
+                x = self._read_source(pick.song, k, pick.start, int(np.ceil(n * pick.speed)))
+                x = fit(resample(x, self.sample_rate * pick.speed, self.sample_rate),
+                        x.shape[0], n)
             if pick.gain_db:
                 x = x * np.float32(10 ** (pick.gain_db / 20))
             srcs.append(x)
