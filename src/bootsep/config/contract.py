@@ -268,7 +268,13 @@ def check_evaluate(separator, dataset, compute_permutation: bool | None = None,
 
 def config_stft():
     """The STFT the config's ``STFT.*`` bindings describe (gin's configured
-    :class:`~bootsep.dsp.STFT`; ``bootsep.config.registry.register_all`` registered it)."""
+    :class:`~bootsep.dsp.STFT`; ``bootsep.config.registry.register_all`` registered it). When
+    nothing registered it (``evaluate``/``train`` called from Python, not through the CLI), no
+    ``STFT.*`` binding can exist either, so the config's STFT is the default one."""
     from ..dsp import STFT
 
-    return gin.get_configurable(STFT)()
+    try:
+        configured = gin.get_configurable(STFT)
+    except ValueError:  # not registered with gin
+        return STFT()
+    return configured()
