@@ -140,10 +140,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from bootsep.utils.errors import UserError
+    from bootsep.utils.errors import run_main
 
-    try:
-        main()
-    except UserError as err:  # a user mistake: one line, exit 2, no traceback
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    sys.exit(run_main(main))  # a user mistake: one error line, exit 2

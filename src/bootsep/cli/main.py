@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..utils.errors import UserError
+from ..utils.errors import UserError, report
 
 log = logging.getLogger("bootsep")
 
@@ -390,9 +390,7 @@ def main(argv=None) -> int:
                 raise
             raise ue from None
     except UserError as e:
-        msg = " ".join(str(e).split(_GIN_CALL)[0].split())  # without gin's call-site suffix
-        print(f"error: {msg}", file=sys.stderr)
-        return 2
+        return report(str(e).split(_GIN_CALL)[0])  # without gin's call-site suffix
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -40,7 +40,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ..utils.errors import UserError
+from ..utils.errors import UserError, report
 from ..utils.io import atomic_write_json, atomic_write_text
 
 METRICS = ("SI-SDR", "SI-SDRi")
@@ -290,8 +290,7 @@ def main(argv=None) -> int:
         res = compare(systems, args.output, args.sources, args.separated or None, args.measure,
                       args.title, args.cut_percentile)
     except UserError as e:
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
-        return 2
+        return report(e)
     print(res["text"])
     print(res["md"])
     return 0
