@@ -120,8 +120,11 @@ class EnsembleClustering(Separator):
         if not smoothing >= 0:
             raise ValueError(f"smoothing = {smoothing} seconds must be >= 0")
         self.smoothing = float(smoothing)
-        self.smoothing_frames = smoothing_frames(self.smoothing, self.sample_rate,
-                                                 self.stft.hop_length)
+
+    @property
+    def smoothing_frames(self) -> int:
+        """``smoothing`` in STFT frames (derived from the sample rate and hop)."""
+        return smoothing_frames(self.smoothing, self.sample_rate, self.stft.hop_length)
 
     def _smooth(self, masks: torch.Tensor) -> torch.Tensor:
         return smooth_over_time(masks, self.smoothing_frames)
