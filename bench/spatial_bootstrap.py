@@ -16,7 +16,8 @@
 Options: ``--confidence margin`` (default; organize by ``spatial_margin`` on the teacher's
 posteriors) or ``js`` (the predecessor's ``spatial`` JS x balance on the IPD features,
 ``confidence_js.gin``); ``--epochs`` (default 10 of 50 steps of 8 two-second excerpts);
-``--rooms-per-utterance`` (training rooms per tr utterance, default 2).
+``--rooms-per-utterance`` (training rooms per tr utterance, default 2); ``--parallel`` trains
+the student and the supervised model at once (each logs to ``<run>.log`` next to its folder).
 
 Prints per-system figures, then as its LAST line one JSON object::
 
@@ -95,6 +96,9 @@ def main() -> int:
                          "with mi.gin the same BLSTM with a mask head only")
     ap.add_argument("--bind", action="append", default=[],
                     help="extra -b binding for both trainings (e.g. 'train.confidence_power = None')")
+    ap.add_argument("--parallel", action="store_true",
+                    help="train the student and the supervised model at the same time (one "
+                         "process each, e.g. one CPU core each) instead of one after the other")
     ap.add_argument("--suffix", default="",
                     help="appended to the student / supervised run folders, so a variant "
                          "(--bind) trains next to the earlier ones and reuses the teacher's "
@@ -147,9 +151,19 @@ def main() -> int:
                   "mi": ("_mi", [f"{EXP}/mi.gin"])}[args.model]
     dirs = {"teacher": f"teacher_{tag}", "student": f"student_{tag}{sfx}{args.suffix}",
             "supervised": f"supervised{sfx}{args.suffix}"}
-    for name in ("student", "supervised"):
-        times[name] = run([py, main_py, "all", "-c", *data, f"{EXP}/model.gin", f"{EXP}/{name}.gin",
-                           *extra, "-o", str(runs / dirs[name]), *where, *binds], env, log)
+    trainings = {name: [py, main_py, "all", "-c", *data, f"{EXP}/model.gin", f"{EXP}/{name}.gin",
+                        *extra, "-o", str(runs / dirs[name]), *where, *binds]
+                 for name in ("student", "supervised")}
+    if args.parallel:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(2) as pool:
+            futures = {name: pool.submit(run, cmd, env, runs / f"{dirs[name]}.log")
+                       for name, cmd in trainings.items()}
+            times.update({name: f.result() for name, f in futures.items()})
+    else:
+        for name, cmd in trainings.items():
+            times[name] = run(cmd, env, log)
 
     # ------------------------------------------------------------------ figures
     from scipy.stats import spearmanr

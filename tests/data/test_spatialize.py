@@ -39,7 +39,7 @@ def _read(path):
 
 def test_deterministic_sums_and_metadata(wham_root, tmp_path):
     a = spatialize_wham(wham_root, tmp_path / "a", seed=3, **SMALL)
-    b = spatialize_wham(wham_root, tmp_path / "b", seed=3, **SMALL)
+    b = spatialize_wham(wham_root, tmp_path / "b", seed=3, num_workers=2, **SMALL)  # same output
     c = spatialize_wham(wham_root, tmp_path / "c", seed=4, **SMALL)
     tt = "wav8k/min/tt"
     for folder in ("mix_clean", "mix_both", "mix_single", "s1", "s2", "noise", "s1_anechoic",
@@ -74,6 +74,13 @@ def test_deterministic_sums_and_metadata(wham_root, tmp_path):
     with pytest.raises(UserError, match="channel"):
         WHAMDataset(a, split="tt", channel=2)
 
+    # an interrupted run resumes: only the missing utterance is rendered again, identically
+    meta1 = tmp_path / "b" / "spatialize" / "tt" / "utt1.json"
+    meta1.unlink()
+    (tmp_path / "b" / tt / "s1" / "utt1.wav").unlink()
+    spatialize_wham(wham_root, tmp_path / "b", seed=3, num_workers=2, **SMALL)
+    assert meta1.is_file()
+    assert np.array_equal(_read(f"{a}/{tt}/s1/utt1.wav"), _read(f"{b}/{tt}/s1/utt1.wav"))
     # rerun: resumes (nothing to do); other settings: refused
     spatialize_wham(wham_root, tmp_path / "a", seed=3, **SMALL)
     with pytest.raises(UserError, match="other settings"):
@@ -87,6 +94,7 @@ def test_deterministic_sums_and_metadata(wham_root, tmp_path):
     (dict(mic_height=(1.0, 3.0)), "mic_height"),
     (dict(num_mics=1), "num_mics"),
     (dict(room_size=((3.0, 4.0), (3.0, 4.0))), "room_size"),
+    (dict(num_workers=0), "num_workers"),
 ])
 def test_bad_room_config_is_one_clear_error(wham_root, tmp_path, bad, match):
     kw = {**SMALL, **bad}

@@ -33,6 +33,7 @@ records the settings, and a rerun with other settings is refused.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from pathlib import Path
@@ -191,6 +192,47 @@ def render_room(layout: dict, signals: list[np.ndarray], sample_rate: int,
     return out[0], out[1], {"wall_absorption": float(e_abs), "max_order": int(order)}
 
 
+def _utterance_name(name: str, room: int) -> str:
+    """Output name of ``name`` rendered in room ``room`` (``<utt>`` or ``<utt>_room<r>``)."""
+    return name if room == 0 else f"{name}_room{room}"
+
+
+def _render_utterance(job: tuple, out: Path, cfg: RoomConfig, sample_rate: int, peak: float,
+                      subtype: str, seed: int) -> None:
+    """Render one ``(split index, split, source dir, output dir, utterance index, name, room)``
+    job and write its files, the metadata JSON last (a module-level function: it runs in
+    worker processes; every draw comes from the job's own seed, so the result does not depend
+    on the order or on the number of workers)."""
+    from ..utils.io import atomic_write_audio, atomic_write_json
+    from .audio import load_audio
+
+    si, split, src_dir, dst_dir, ui, name, r = job
+    utt = _utterance_name(name, r)
+    signals = [load_audio(src_dir / s / f"{name}.wav", sample_rate=sample_rate, mono=True)[0]
+               for s in SOURCES]
+    n = min(x.shape[0] for x in signals)
+    signals = [x[:n] for x in signals]
+    rng = np.random.default_rng([seed, si, ui, r])
+    layout = cfg.draw(rng, len(SOURCES))
+    rev, direct, info = render_room(layout, signals, sample_rate, cfg.max_order)
+    top = float(np.abs(rev.sum(axis=0)).max())
+    gain = peak / top if top > 0 else 1.0
+    rev = (rev * gain).astype(np.float32)
+    direct = (direct * gain).astype(np.float32)
+    files = {"s1": rev[0], "s2": rev[1], "noise": rev[2],
+             "mix_clean": rev[0] + rev[1], "mix_both": rev[0] + rev[1] + rev[2],
+             "mix_single": rev[0] + rev[2],
+             "s1_anechoic": direct[0], "s2_anechoic": direct[1]}
+    for folder, audio in files.items():
+        atomic_write_audio(dst_dir / folder / f"{utt}.wav", audio, sample_rate, subtype=subtype)
+    for s, rec in zip(SOURCES, layout["sources"]):
+        rec["name"] = s
+    atomic_write_json(out / "spatialize" / split / f"{utt}.json",
+                      {"utterance": utt, "source_utterance": name, "split": split,
+                       "room_index": r, "seed": [seed, si, ui, r], **layout, **info,
+                       "gain": gain, "samples": n, "sample_rate": sample_rate})
+
+
 def spatialize_wham(root: str | os.PathLike, output: str | os.PathLike,
                     splits=("tr", "cv", "tt"), mode: str = "min", sample_rate: int = 8000,
                     rooms_per_utterance: int = 1, max_utterances: int | None = None,
@@ -199,7 +241,7 @@ def spatialize_wham(root: str | os.PathLike, output: str | os.PathLike,
                     source_distance=(0.75, 2.0), source_height=(1.2, 1.9),
                     wall_distance: float = 0.5, num_mics: int = 2, max_order: int | None = None,
                     peak: float = 0.9, subtype: str = "FLOAT", seed: int = 0,
-                    progress: bool = True) -> str:
+                    num_workers: int = 1, progress: bool = True) -> str:
     """Spatialize a WHAM!-layout folder (module docstring); resumable; returns the output root.
 
     Args:
@@ -222,6 +264,8 @@ def spatialize_wham(root: str | os.PathLike, output: str | os.PathLike,
             this (default 0.9).
         subtype: WAV subtype (default ``'FLOAT'``, so the mixtures are exact sums).
         seed: base seed (default 0).
+        num_workers: processes rendering utterances at once (default 1); the output is the
+            same for any value (each utterance draws from its own seed).
         progress: tqdm bar.
 
     Raises:
@@ -230,8 +274,7 @@ def spatialize_wham(root: str | os.PathLike, output: str | os.PathLike,
     """
     from tqdm.auto import tqdm
 
-    from ..utils.io import atomic_write_audio, atomic_write_json
-    from .audio import load_audio
+    from ..utils.io import atomic_write_json
     from .wham import SPLIT_ALIASES, check_wham_folder, wham_folder
 
     cfg = RoomConfig(room_size, rt60, mic_spacing, mic_height, source_distance, source_height,
@@ -246,6 +289,8 @@ def spatialize_wham(root: str | os.PathLike, output: str | os.PathLike,
                         "reverberate longer); raise rt60's minimum or lower room_size") from None
     if int(rooms_per_utterance) < 1:
         raise UserError(f"spatialize_wham.rooms_per_utterance must be >= 1, got {rooms_per_utterance}")
+    if int(num_workers) < 1:
+        raise UserError(f"spatialize_wham.num_workers must be >= 1, got {num_workers}")
     if not 0 < float(peak) <= 1.0:
         raise UserError(f"spatialize_wham.peak must be in (0, 1], got {peak}")
     if subtype.upper() not in ("FLOAT", "PCM_16", "PCM_24"):
@@ -279,38 +324,26 @@ def spatialize_wham(root: str | os.PathLike, output: str | os.PathLike,
             for r in range(int(rooms_per_utterance)):
                 jobs.append((si, split, src_dir, dst_dir, ui, name, r))
     atomic_write_json(summary, {"settings": settings, "status": "running", "utterances": len(jobs)})
+    todo = [job for job in jobs
+            if not (out / "spatialize" / job[1] / f"{_utterance_name(job[5], job[6])}.json").is_file()]
+    render = functools.partial(_render_utterance, out=out, cfg=cfg, sample_rate=int(sample_rate),
+                               peak=float(peak), subtype=subtype.upper(), seed=int(seed))
+    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="spatialize", unit="utt",
+               disable=not progress)
     done = 0
-    for si, split, src_dir, dst_dir, ui, name, r in tqdm(jobs, desc="spatialize", unit="utt",
-                                                         disable=not progress):
-        utt = name if r == 0 else f"{name}_room{r}"
-        meta_path = out / "spatialize" / split / f"{utt}.json"
-        if meta_path.is_file():
-            continue
-        signals = [load_audio(src_dir / s / f"{name}.wav", sample_rate=sample_rate, mono=True)[0]
-                   for s in SOURCES]
-        n = min(x.shape[0] for x in signals)
-        signals = [x[:n] for x in signals]
-        rng = np.random.default_rng([int(seed), si, ui, r])
-        layout = cfg.draw(rng, len(SOURCES))
-        rev, direct, info = render_room(layout, signals, sample_rate, cfg.max_order)
-        top = float(np.abs(rev.sum(axis=0)).max())
-        gain = float(peak) / top if top > 0 else 1.0
-        rev = (rev * gain).astype(np.float32)
-        direct = (direct * gain).astype(np.float32)
-        files = {"s1": rev[0], "s2": rev[1], "noise": rev[2],
-                 "mix_clean": rev[0] + rev[1], "mix_both": rev[0] + rev[1] + rev[2],
-                 "mix_single": rev[0] + rev[2],
-                 "s1_anechoic": direct[0], "s2_anechoic": direct[1]}
-        for folder, audio in files.items():
-            atomic_write_audio(dst_dir / folder / f"{utt}.wav", audio, sample_rate,
-                               subtype=subtype.upper())
-        for s, rec in zip(SOURCES, layout["sources"]):
-            rec["name"] = s
-        atomic_write_json(meta_path, {"utterance": utt, "source_utterance": name, "split": split,
-                                      "room_index": r, "seed": [int(seed), si, ui, r],
-                                      **layout, **info, "gain": gain, "samples": n,
-                                      "sample_rate": int(sample_rate)})
-        done += 1
+    if int(num_workers) > 1 and len(todo) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(int(num_workers)) as pool:
+            for _ in pool.map(render, todo, chunksize=4):
+                done += 1
+                bar.update()
+    else:
+        for job in todo:
+            render(job)
+            done += 1
+            bar.update()
+    bar.close()
     atomic_write_json(summary, {"settings": settings, "status": "complete",
                                 "utterances": len(jobs), "rendered_now": done})
     return str(out)
