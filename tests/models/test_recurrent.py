@@ -184,3 +184,29 @@ def test_paper_size_constructs():
     assert out["embedding"].shape == (1, 3, 257, 20) and out["mask"].shape == (1, 2, 3, 257)
     assert DeepClustering(257).embedding_head.embedding_size == 20
     assert MaskInference(257).num_sources == 2
+
+
+def test_input_norm_frequency_standardises_each_band_over_time():
+    mag = (0.5 + _mag(freq=33)) * torch.linspace(0.1, 3.0, 33)  # coloured, < 80 dB range
+    feats = InputFeatures(33, input_norm="frequency")(mag)
+    db = 20 * torch.log10(mag.clamp_min(1e-8))
+    db = (db - db.flatten(1).amax(1).view(-1, 1, 1)).clamp_min(-80.0)
+    for b in range(mag.shape[0]):  # brute force, one band at a time
+        for f in range(33):
+            x = db[b, :, f]
+            torch.testing.assert_close(feats[b, :, f], (x - x.mean()) / (x.std() + 1e-5))
+    # a fixed colouring of the input (a different voice's or room's long-term spectrum)
+    # leaves the features unchanged, unlike the per-example default
+    tilt = torch.logspace(0, 1, 33)
+    torch.testing.assert_close(InputFeatures(33, input_norm="frequency")(mag * tilt), feats,
+                               atol=1e-4, rtol=1e-4)
+    assert (InputFeatures(33)(mag * tilt) - InputFeatures(33)(mag)).abs().max() > 0.1
+    model = _tiny(MaskInference, input_norm="frequency").eval()
+    assert model.init_args["input_norm"] == "frequency"
+    torch.testing.assert_close(model.input_features(mag[:, :, :F]),
+                               InputFeatures(F, input_norm="frequency")(mag[:, :, :F]))
+    a = model(mag[:, :, :F])
+    b = model(mag[:, :, :F], features=model.input_features(mag[:, :, :F]))
+    torch.testing.assert_close(a["mask"], b["mask"])
+    with pytest.raises(ValueError, match="input_norm"):
+        InputFeatures(33, input_norm="time")

@@ -38,9 +38,35 @@ def standardize(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     return (x - mean) / (std + eps)
 
 
-def log_magnitude_features(mag: torch.Tensor, top_db: float = 80.0) -> torch.Tensor:
-    """The default model input: dB magnitude, per-example standardised. ``(batch, time, freq)``."""
-    return standardize(amplitude_to_db(mag, top_db))
+def standardize_per_frequency(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Per-example, per-frequency zero mean / unit variance over time (cepstral mean and
+    variance normalisation on a spectrogram). ``(batch, time, freq)`` -> same shape.
+
+    It removes each example's long-term average spectrum (a talker's or instrument's
+    timbre, the room's and microphone's colouring) and keeps how each band moves over time.
+    """
+    mean = x.mean(dim=1, keepdim=True)
+    std = x.std(dim=1, keepdim=True)
+    return (x - mean) / (std + eps)
+
+
+#: what :func:`log_magnitude_features` standardises over: the whole example (default) or each
+#: frequency band separately
+INPUT_NORMS = ("example", "frequency")
+
+
+def log_magnitude_features(mag: torch.Tensor, top_db: float = 80.0,
+                           norm: str = "example") -> torch.Tensor:
+    """The model input: dB magnitude (re. each example's max, floored ``top_db`` below it),
+    standardised per example (``norm='example'``, default: over time and frequency) or per
+    example and frequency band (``'frequency'``: :func:`standardize_per_frequency`).
+    ``(batch, time, freq)`` -> same shape."""
+    db = amplitude_to_db(mag, top_db)
+    if norm == "example":
+        return standardize(db)
+    if norm == "frequency":
+        return standardize_per_frequency(db)
+    raise ValueError(f"input normalisation must be one of {INPUT_NORMS}, got {norm!r}")
 
 
 @functools.lru_cache(maxsize=16)

@@ -53,6 +53,10 @@ class InputFeatures(nn.Module):
         num_features: STFT bins ``freq`` of the input (``window_length // 2 + 1``).
         n_mels: number of mel bands, or ``None`` (default) for no projection.
         sample_rate: Hz, used for the mel filterbank only (default 16000).
+        input_norm: ``'example'`` (default: the dB magnitude standardised over each example)
+            or ``'frequency'`` (standardised per frequency band over time, which removes the
+            example's long-term spectrum); see
+            :func:`~bootsep.dsp.features.log_magnitude_features`.
 
     ``forward(mix_magnitude, features=None)``: ``(batch, time, freq)`` ->
     ``(batch, time, n_mels or freq)``. ``features``, when given, replaces the normalised
@@ -61,8 +65,14 @@ class InputFeatures(nn.Module):
     state dict, never trained.
     """
 
-    def __init__(self, num_features: int, n_mels: int | None = None, sample_rate: int = 16000):
+    def __init__(self, num_features: int, n_mels: int | None = None, sample_rate: int = 16000,
+                 input_norm: str = "example"):
         super().__init__()
+        from ..dsp.features import INPUT_NORMS
+
+        if input_norm not in INPUT_NORMS:
+            raise ValueError(f"input_norm must be one of {INPUT_NORMS}, got {input_norm!r}")
+        self.input_norm = input_norm
         self.num_features = int(num_features)
         self.n_mels = None if n_mels is None else int(n_mels)
         if self.n_mels is None:
@@ -77,11 +87,15 @@ class InputFeatures(nn.Module):
     def output_size(self) -> int:
         return self.num_features if self.n_mels is None else self.n_mels
 
-    def forward(self, mix_magnitude: torch.Tensor,
-                features: torch.Tensor | None = None) -> torch.Tensor:
+    def normalise(self, mix_magnitude: torch.Tensor) -> torch.Tensor:
+        """``(batch, time, freq)`` magnitude -> normalised dB features (before any mel)."""
         from ..dsp.features import log_magnitude_features
 
-        x = log_magnitude_features(mix_magnitude) if features is None else features
+        return log_magnitude_features(mix_magnitude, norm=self.input_norm)
+
+    def forward(self, mix_magnitude: torch.Tensor,
+                features: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.normalise(mix_magnitude) if features is None else features
         if self.mel is not None:
             x = x @ self.mel.t()
         return x
@@ -209,9 +223,10 @@ class RecurrentTrunk(nn.Module):
 
     def __init__(self, num_features: int, hidden_size: int = 300, num_layers: int = 4,
                  bidirectional: bool = True, dropout: float = 0.3, rnn_type: str = "lstm",
-                 n_mels: int | None = None, sample_rate: int = 16000):
+                 n_mels: int | None = None, sample_rate: int = 16000,
+                 input_norm: str = "example"):
         super().__init__()
-        self.inputs = InputFeatures(num_features, n_mels, sample_rate)
+        self.inputs = InputFeatures(num_features, n_mels, sample_rate, input_norm)
         self.stack = RecurrentStack(self.inputs.output_size, hidden_size, num_layers,
                                     bidirectional, dropout, rnn_type)
         self.output_size = self.stack.output_size
@@ -226,10 +241,10 @@ class _RecurrentModel(SeparationModel):
 
     def _build(self, num_features, hidden_size, num_layers, bidirectional, dropout, rnn_type,
                n_mels, sample_rate, embedding_size=None, embedding_activation=None,
-               num_sources=None, mask_activation=None):
+               num_sources=None, mask_activation=None, input_norm="example"):
         self.num_features = int(num_features)
         self.trunk = RecurrentTrunk(num_features, hidden_size, num_layers, bidirectional,
-                                    dropout, rnn_type, n_mels, sample_rate)
+                                    dropout, rnn_type, n_mels, sample_rate, input_norm)
         keys = []
         if embedding_size is not None:
             self.embedding_head = EmbeddingHead(self.trunk.output_size, num_features,
@@ -241,6 +256,10 @@ class _RecurrentModel(SeparationModel):
             self.num_sources = int(num_sources)
             keys += ["mask", "estimates"]
         self.output_keys = tuple(keys)
+
+    def input_features(self, mix_magnitude: torch.Tensor) -> torch.Tensor:
+        """``(batch, time, freq)`` magnitude -> the trunk's normalised dB input (``input_norm``)."""
+        return self.trunk.inputs.normalise(mix_magnitude)
 
     def forward(self, mix_magnitude: torch.Tensor,
                 features: torch.Tensor | None = None) -> dict:
@@ -275,6 +294,7 @@ class DeepClustering(_RecurrentModel):
         rnn_type: ``'lstm'`` (default) or ``'gru'``.
         n_mels: mel bands the trunk runs on, or ``None`` (default: all bins).
         sample_rate: Hz, for the mel projection (default 16000).
+        input_norm: ``'example'`` (default) or ``'frequency'``; see :class:`InputFeatures`.
 
     Output: ``{'embedding': (batch, time, freq, embedding_size)}``. ``num_sources`` is None:
     the number of clusters is chosen at inference.
@@ -283,11 +303,12 @@ class DeepClustering(_RecurrentModel):
     def __init__(self, num_features: int, hidden_size: int = 300, num_layers: int = 4,
                  bidirectional: bool = True, dropout: float = 0.3, embedding_size: int = 20,
                  embedding_activation: str | Sequence[str] = ("sigmoid", "unit_norm"),
-                 rnn_type: str = "lstm", n_mels: int | None = None, sample_rate: int = 16000):
+                 rnn_type: str = "lstm", n_mels: int | None = None, sample_rate: int = 16000,
+                 input_norm: str = "example"):
         super().__init__()
         self._build(num_features, hidden_size, num_layers, bidirectional, dropout, rnn_type,
                     n_mels, sample_rate, embedding_size=embedding_size,
-                    embedding_activation=embedding_activation)
+                    embedding_activation=embedding_activation, input_norm=input_norm)
         self._record_args(locals())
 
 
@@ -306,10 +327,12 @@ class MaskInference(_RecurrentModel):
     def __init__(self, num_features: int, num_sources: int = 2, hidden_size: int = 300,
                  num_layers: int = 4, bidirectional: bool = True, dropout: float = 0.3,
                  mask_activation: str = "sigmoid", rnn_type: str = "lstm",
-                 n_mels: int | None = None, sample_rate: int = 16000):
+                 n_mels: int | None = None, sample_rate: int = 16000,
+                 input_norm: str = "example"):
         super().__init__()
         self._build(num_features, hidden_size, num_layers, bidirectional, dropout, rnn_type,
-                    n_mels, sample_rate, num_sources=num_sources, mask_activation=mask_activation)
+                    n_mels, sample_rate, num_sources=num_sources, mask_activation=mask_activation,
+                    input_norm=input_norm)
         self._record_args(locals())
 
 
@@ -325,10 +348,11 @@ class Chimera(_RecurrentModel):
                  embedding_size: int = 20,
                  embedding_activation: str | Sequence[str] = ("sigmoid", "unit_norm"),
                  mask_activation: str = "sigmoid", rnn_type: str = "lstm",
-                 n_mels: int | None = None, sample_rate: int = 16000):
+                 n_mels: int | None = None, sample_rate: int = 16000,
+                 input_norm: str = "example"):
         super().__init__()
         self._build(num_features, hidden_size, num_layers, bidirectional, dropout, rnn_type,
                     n_mels, sample_rate, embedding_size=embedding_size,
                     embedding_activation=embedding_activation, num_sources=num_sources,
-                    mask_activation=mask_activation)
+                    mask_activation=mask_activation, input_norm=input_norm)
         self._record_args(locals())
