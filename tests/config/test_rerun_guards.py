@@ -52,3 +52,28 @@ def test_resuming_with_another_model_config_is_a_clear_error(tmp_path, write_con
     r = run_main(["train", "-c", cfg, "-o", run, "-b", "train.model = @MaskInference",
                   "-b", "MaskInference.num_features = 129"])
     assert r.returncode == 2 and "holds a bootsep.models" in r.stderr
+
+
+def test_a_second_training_of_a_run_folder_in_use_is_refused(tmp_path, write_config):
+    """Two trainings writing one run folder would interleave their checkpoints: while one
+    holds the folder's training lock, another gets one error line naming its pid."""
+    import fcntl
+    import os
+
+    run = tmp_path / "run"
+    run.mkdir()
+    cfg = write_config(**{"train.num_epochs": 1, "train.epoch_length": 1})
+    with open(run / ".train.lock", "a+") as f:  # what a running training holds
+        fcntl.flock(f, fcntl.LOCK_EX)
+        f.write(str(os.getpid()))
+        f.flush()
+        r = run_main(["train", "-c", cfg, "-o", run])
+        assert r.returncode == 2
+        err = r.stderr.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ")
+        assert f"pid {os.getpid()}" in err[0] and "another output folder" in err[0]
+        assert not (run / "checkpoints").exists()
+    # released (the holder ended): the same command trains
+    r = run_main(["train", "-c", cfg, "-o", run])
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (run / "checkpoints" / "latest.pth").is_file()

@@ -263,6 +263,17 @@ def train(*,
 
 
 def _run_training(opts: TrainOptions) -> list[dict]:
+    from ..engine import distributed as dist
+
+    run = run_dir(opts.checkpoints.output_folder)
+    if not dist.context().is_main:  # the main rank holds the run's lock for all of them
+        return _train_in(run, opts)
+    with _run_lock(run, "train", wait=False):
+        return _train_in(run, opts)
+
+
+def _train_in(run: Path, opts: TrainOptions) -> list[dict]:
+    """:func:`_run_training`'s body, under the run folder's training lock."""
     from ignite.engine import Events
 
     from ..engine import distributed as dist
@@ -273,7 +284,6 @@ def _run_training(opts: TrainOptions) -> list[dict]:
     from . import contract
 
     task, optim, data, ckpts = opts.task, opts.optimisation, opts.data, opts.checkpoints
-    run = run_dir(ckpts.output_folder)
     ctx = dist.context()
     dev = resolve_device(opts.runtime.device) if not ctx.distributed else ctx.device
     seed_everything(opts.runtime.seed)
@@ -788,16 +798,32 @@ def _pending(results: Path, names) -> int:
 
 
 @contextlib.contextmanager
-def _run_lock(run: Path):
-    """An exclusive lock on ``<run>/.evaluate.lock`` (``fcntl.flock``; no lock where the OS
-    lacks it), so that concurrent shards archive a stale evaluation once."""
+def _run_lock(run: Path, name: str = "evaluate", wait: bool = True):
+    """An exclusive lock on ``<run>/.<name>.lock`` (``fcntl.flock``, released when the process
+    ends however it ends; no lock where the OS lacks it).
+
+    ``wait=True`` (evaluate: concurrent shards archive a stale evaluation once) blocks until
+    the lock is free; ``wait=False`` (train: two trainings writing one run folder would
+    interleave their checkpoints) raises a UserError naming the holder's pid instead.
+    """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not on POSIX
         yield
         return
-    with open(run / ".evaluate.lock", "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+    with open(run / f".{name}.lock", "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            raise UserError(f"{run} is being used by another '{name}' process (pid {holder}); "
+                            "wait for it to finish, or give this run another output folder (-o)"
+                            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
         try:
             yield
         finally:
