@@ -21,13 +21,18 @@ the student and the supervised model at once (each logs to ``<run>.log`` next to
 
 Prints per-system figures, then as its LAST line one JSON object::
 
-    {"teacher": dB, "student": dB, "supervised": dB, "mixture_si_sdr": dB,
+    {"teacher": dB, "student": dB, "supervised": dB, "teacher_ci95": [lo, hi],
+     "student_improved": "k/N", ..., "student_minus_teacher": dB, "mixture_si_sdr": dB,
      "confidence_spearman": rho, "confidence_p": p, "kept_teacher": dB, "dropped_teacher": dB,
      "train_mixtures": n, "kept": n, "test_mixtures": n, ...}
 
 ``teacher``/``student``/``supervised``: mean SI-SDRi (dB) over the test mixtures and both
-talkers, on microphone 0 (the teacher separates both channels; its channel-0 estimates are
-scored against the same references as the single-channel models). ``confidence_spearman``:
+talkers, on microphone 0, with ``<system>_ci95`` its 95 % percentile-bootstrap interval over
+the test mixtures (``bootsep.report.mean_ci``, seeded) and ``<system>_improved`` how many
+mixtures it improved; ``student_minus_teacher`` / ``student_minus_supervised``: the paired
+difference on the same mixtures, with its interval. The teacher separates both channels; its
+channel-0 estimates are scored against the same references as the single-channel models.
+``confidence_spearman``:
 Spearman rho of the spatial confidence against the teacher's SI-SDRi (mean of the two talkers,
 microphone 0) over the training mixtures; ``kept_/dropped_teacher``: the teacher's mean SI-SDRi
 on the mixtures organize kept / dropped.
@@ -87,6 +92,8 @@ def main() -> int:
     ap.add_argument("--rooms-per-utterance", type=int, default=2,
                     help="training rooms per tr utterance (more pseudo-labelled mixtures)")
     ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--epoch-length", type=int, default=None,
+                    help="steps per epoch (default model.gin's 50)")
     ap.add_argument("--confidence", choices=("margin", "js"), default="margin",
                     help="organize by 'spatial_margin' on the teacher's posteriors (default) or by "
                          "the predecessor's 'spatial' JS(GMM1, GMM2) x balance on its IPD features")
@@ -145,6 +152,8 @@ def main() -> int:
                              f"{EXP}/organize.gin", *conf, *where, "--force"], env, log)
     # 5. student and supervised, same model and budget
     binds = ["-b", f"train.num_epochs = {args.epochs}"]
+    if args.epoch_length is not None:
+        binds += ["-b", f"train.epoch_length = {args.epoch_length}"]
     for b in args.bind:
         binds += ["-b", b]
     sfx, extra = {"dc": ("", []), "chimera": ("_chimera", [f"{EXP}/chimera.gin"]),
@@ -168,11 +177,25 @@ def main() -> int:
     # ------------------------------------------------------------------ figures
     from scipy.stats import spearmanr
 
-    figures = {}
+    from bootsep.report import mean_ci
+
+    figures, per_item, intervals = {}, {}, {}
     for name in ("teacher", "student", "supervised"):
-        r = results(runs / dirs[name] / "results")
-        figures[name] = statistics.fmean(r.values())
-        print(f"{name:>10}: SI-SDRi {figures[name]:6.2f} dB over {len(r)} test mixtures (mic 0)")
+        r = per_item[name] = results(runs / dirs[name] / "results")
+        figures[name], lo, hi = mean_ci(list(r.values()))
+        intervals[f"{name}_ci95"] = [round(lo, 2), round(hi, 2)]
+        intervals[f"{name}_improved"] = f"{sum(v > 0 for v in r.values())}/{len(r)}"
+        print(f"{name:>10}: SI-SDRi {figures[name]:6.2f} dB (95 % CI {lo:.2f} to {hi:.2f}) over "
+              f"{len(r)} test mixtures (mic 0), above the mixture on "
+              f"{intervals[f'{name}_improved']}")
+    for other in ("teacher", "supervised"):  # paired: the same test mixtures
+        common = sorted(set(per_item["student"]) & set(per_item[other]))
+        d = [per_item["student"][k] - per_item[other][k] for k in common]
+        m, lo, hi = mean_ci(d)
+        intervals[f"student_minus_{other}"] = round(m, 2)
+        intervals[f"student_minus_{other}_ci95"] = [round(lo, 2), round(hi, 2)]
+        print(f"student - {other}: {m:+.2f} dB (95 % CI {lo:+.2f} to {hi:+.2f}), student better "
+              f"on {sum(x > 0 for x in d)}/{len(d)}")
     mix = results(runs / dirs["student"] / "results", metric="MIX-SI-SDR")
     sep_dir = runs / f"separated_{tag}" / "results"
     rows = []  # (segment, spatial confidence, teacher SI-SDRi on mic 0)
@@ -190,7 +213,7 @@ def main() -> int:
     kept_q = [q for item, _, q in rows if item in kept_names]
     dropped_q = [q for item, _, q in rows if item not in kept_names]
     out = {"teacher": round(figures["teacher"], 2), "student": round(figures["student"], 2),
-           "supervised": round(figures["supervised"], 2),
+           "supervised": round(figures["supervised"], 2), **intervals,
            "mixture_si_sdr": round(statistics.fmean(mix.values()), 2) if mix else None,
            "confidence_spearman": round(float(rho), 3), "confidence_p": float(f"{pval:.3g}"),
            "kept_teacher": round(statistics.fmean(kept_q), 2) if kept_q else None,
@@ -198,7 +221,7 @@ def main() -> int:
            "train_mixtures": len(rows), "kept": len(kept_q),
            "test_mixtures": len(results(runs / dirs["student"] / "results")),
            "confidence": measure,
-           "epochs": args.epochs, "model": args.model, "suffix": args.suffix,
+           "epochs": args.epochs, "epoch_length": args.epoch_length, "model": args.model, "suffix": args.suffix,
            "binds": args.bind, "seconds": {k: round(v) for k, v in times.items()}}
     print(json.dumps(out))
     return 0

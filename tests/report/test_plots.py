@@ -82,3 +82,32 @@ def test_plot_scatter_writes_png(tmp_path):
                        "confidence", "SI-SDR (dB)", "confidence vs SI-SDR")
     _check_png(out)
     _check_png(plot_scatter([1, 2], [1, np.nan], tmp_path / "t.png"))
+
+
+def test_mean_ci_brute_force_and_normal_approximation():
+    import numpy as np
+
+    from bootsep.report import mean_ci
+
+    # brute force on three items: every one of the 27 equally likely resamples
+    vals = [0.0, 1.0, 5.0]
+    import itertools
+
+    means = sorted(np.mean(c) for c in itertools.product(vals, repeat=3))
+    m, lo, hi = mean_ci(vals, level=0.5, n_resamples=200000)
+    assert m == pytest.approx(2.0)
+    means = np.array(means)
+    for q, v in ((0.25, lo), (0.75, hi)):  # v is the exact distribution's q-quantile
+        below, upto = np.mean(means < v - 1e-9), np.mean(means <= v + 1e-9)
+        assert below <= q + 0.01 and upto >= q - 0.01, (q, v)
+    # many items: the normal approximation mean +- 1.96 s / sqrt(n)
+    x = np.random.default_rng(1).normal(1.0, 2.0, size=400)
+    m, lo, hi = mean_ci(list(x) + [float("nan")])
+    half = 1.96 * x.std(ddof=1) / np.sqrt(x.size)
+    assert m == pytest.approx(x.mean())
+    assert lo == pytest.approx(m - half, abs=0.03) and hi == pytest.approx(m + half, abs=0.03)
+    assert mean_ci(x, seed=3) == mean_ci(x, seed=3)  # reproducible
+    assert mean_ci([2.5]) == (2.5, 2.5, 2.5)
+    assert all(np.isnan(v) for v in mean_ci([]))
+    with pytest.raises(ValueError, match="level"):
+        mean_ci(x, level=95)

@@ -1,8 +1,8 @@
 """analyze: report card, metrics.csv, plots and a self-contained report.html for a run.
 
 Public API: :func:`analyze`, :func:`summarize`, :func:`load_results`, :func:`report_card`,
-:func:`plot_metrics`, :func:`plot_scatter`, :func:`spearman`, :func:`write_report_html`,
-:func:`pick_examples`. All but ``analyze``/``summarize`` are imported lazily on first access,
+:func:`plot_metrics`, :func:`plot_scatter`, :func:`spearman`, :func:`mean_ci`,
+:func:`write_report_html`, :func:`pick_examples`. All but ``analyze``/``summarize`` are imported lazily on first access,
 and those two import only the standard library and ``bootsep.utils`` at module level
 (``import matplotlib.pyplot`` took 3.9 s on 2 busy cores; ``analyze`` runs after every command).
 
@@ -27,13 +27,14 @@ _LAZY = {
     "plot_metrics": "plots",
     "plot_scatter": "plots",
     "spearman": "plots",
+    "mean_ci": "plots",
     "write_report_html": "html",
     "pick_examples": "html",
 }
 
 __all__ = [
     "METRICS", "ResultsWarning", "analyze", "load_results", "pick_examples", "plot_metrics",
-    "plot_scatter", "report_card", "spearman", "summarize", "write_report_html",
+    "plot_scatter", "report_card", "spearman", "mean_ci", "summarize", "write_report_html",
 ]
 
 

@@ -127,6 +127,33 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, int]
     return float(res.statistic), float(res.pvalue), n
 
 
+def mean_ci(values: Sequence[float], level: float = 0.95, n_resamples: int = 10000,
+            seed: int = 0) -> tuple[float, float, float]:
+    """The mean of the finite ``values`` and its percentile-bootstrap confidence interval.
+
+    Args:
+        values: per-item figures (e.g. SI-SDRi per test mixture, dB); NaNs are dropped.
+        level: coverage of the interval (default 0.95).
+        n_resamples: bootstrap resamples of the items, with replacement (default 10000).
+        seed: the resampling's seed (default 0), so a figure is reproducible.
+    Returns:
+        ``(mean, low, high)``; all NaN for no finite value, ``(v, v, v)`` for one.
+    """
+    import numpy as np
+
+    x = np.asarray(values, dtype=np.float64).ravel()
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return math.nan, math.nan, math.nan
+    if not 0.0 < float(level) < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, size=(int(n_resamples), x.size))].mean(axis=1)
+    tail = 50.0 * (1.0 - float(level))
+    lo, hi = np.percentile(means, [tail, 100.0 - tail])
+    return float(x.mean()), float(lo), float(hi)
+
+
 def plot_scatter(x: Sequence[float], y: Sequence[float], path: str | os.PathLike,
                  xlabel: str = "x", ylabel: str = "y", title: str | None = None,
                  vline: float | None = None, vline_label: str | None = None) -> Path:
