@@ -66,9 +66,11 @@ def make_targets(stft: STFT, mix: torch.Tensor, sources: torch.Tensor, target_ty
     silent bins zeroed, ``weights`` (B,T,F) magnitude weights, ``source_audio`` (B,n,S).
     With ``confidence_power`` (e.g. 1.0) the weights are multiplied by the per-bin dominance of
     the strongest source to that power (:func:`bootsep.losses.targets.confidence_weights`):
-    on bootstrapped data, the teacher's confidence in each bin.
+    on bootstrapped data, the teacher's confidence in each bin; that dominance to the power is
+    also returned alone as ``confidence`` (B,T,F), for mask losses whose spec maps their
+    ``weights`` to it.
     """
-    from ..losses.targets import confidence_weights, msa_target, psa_target
+    from ..losses.targets import confidence_weights, dominance, msa_target, psa_target
 
     X = stft(mix)
     S = stft(sources)
@@ -80,7 +82,10 @@ def make_targets(stft: STFT, mix: torch.Tensor, sources: torch.Tensor, target_ty
         target = msa_target(mix_mag, src_mag)
     else:
         raise ValueError(f"target_type must be 'psa' or 'msa', got {target_type!r}")
+    extra = ({} if confidence_power is None
+             else {"confidence": dominance(src_mag) ** float(confidence_power)})
     return {
+        **extra,
         "mix_spec": X,
         "mix_magnitude": mix_mag,
         "source_magnitudes": target,

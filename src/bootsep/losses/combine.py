@@ -17,7 +17,8 @@ class                model output                      targets
 DeepClusteringLoss   embedding (B,T,F,D)                assignments (B,n_src,T,F),
                                                         weights (B,T,F) (optional)
 WhitenedKMeansLoss   embedding                          assignments, weights (optional)
-L1Loss, MSELoss      estimates (B,n_src,T,F)            source_magnitudes (B,n_src,T,F)
+L1Loss, MSELoss      estimates (B,n_src,T,F)            source_magnitudes (B,n_src,T,F),
+                                                        weights (B,T,F) (only when mapped)
 SISDRLoss            audio (B,n_src,S)                  source_audio (B,n_src,S)
 MixITLoss            estimates (B,M,T,F)                source_magnitudes (B,n_mix,T,F)
 ==================== ================================= ==================================
@@ -72,12 +73,14 @@ class _Loss:
                                 f"{type(self).__name__}; it applies to L1Loss, MSELoss, SISDRLoss")
         self.keys = {role: (keys or {}).get(role, default)
                      for role, (_, default, _) in self.roles.items()}
+        self._mapped = set(keys or {})  # an explicitly mapped role is required
         self.pit = bool(pit)
         self.last_permutation: torch.Tensor | None = None
 
     def _args(self, output: Mapping, targets: Mapping) -> dict:
         sources = {"output": output, "targets": targets}
-        return {role: _lookup(sources[where], self.keys[role], where, self.name, required)
+        return {role: _lookup(sources[where], self.keys[role], where, self.name,
+                              required or role in self._mapped)
                 for role, (where, _, required) in self.roles.items()}
 
 
@@ -107,7 +110,7 @@ class _PairLoss(_Loss):
 
     def __init__(self, name: str, keys: Mapping | None = None, pit: bool = False, **kwargs):
         super().__init__(name, keys, pit)
-        allowed = list(inspect.signature(self.plain).parameters)[2:]
+        allowed = [p for p in list(inspect.signature(self.plain).parameters)[2:] if p != "weights"]
         unknown = set(kwargs) - set(allowed)
         if unknown:
             raise LossSpecError(f"loss {name!r}: unknown kwargs {sorted(unknown)} for "
@@ -120,17 +123,27 @@ class _PairLoss(_Loss):
 
     def __call__(self, output: Mapping, targets: Mapping) -> torch.Tensor:
         a = self._args(output, targets)
+        w = a.get("weights")
         if self._pit is None:
-            return self.plain(a["estimate"], a["target"], **self.kwargs)
-        loss, self.last_permutation = self._pit(a["estimate"], a["target"])
+            kw = self.kwargs if w is None else {**self.kwargs, "weights": w}
+            return self.plain(a["estimate"], a["target"], **kw)
+        pit = self._pit if w is None else PITLossWrapper(
+            lambda est, ref: self.pairwise(est, ref, weights=w, **self.kwargs))
+        loss, self.last_permutation = pit(a["estimate"], a["target"])
         return loss
 
 
 class L1Loss(_PairLoss):
-    """Mean absolute error of ``estimates`` against ``source_magnitudes`` (optionally PIT)."""
+    """Mean absolute error of ``estimates`` against ``source_magnitudes`` (optionally PIT).
+
+    Unweighted unless the spec maps the ``weights`` role to a target, e.g.
+    ``'keys': {'weights': 'confidence'}`` (the teacher's per-bin confidence that
+    ``train.confidence_power`` adds to the targets): a weighted mean over the T-F bins.
+    """
 
     roles = {"estimate": ("output", "estimates", True),
-             "target": ("targets", "source_magnitudes", True)}
+             "target": ("targets", "source_magnitudes", True),
+             "weights": ("targets", None, False)}
 
 
 class MSELoss(L1Loss):

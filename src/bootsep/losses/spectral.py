@@ -21,16 +21,43 @@ def _check(est: torch.Tensor, target: torch.Tensor, pairwise: bool) -> None:
                          "both be (batch, n_src, ...) with matching shapes")
 
 
-def l1_loss(est: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean absolute error over all non-batch dims: ``(batch, ...)`` x2 -> ``(batch,)``."""
-    _check(est, target, pairwise=False)
-    return (est - target).abs().flatten(1).mean(dim=1)
+def _weighted_mean(x: torch.Tensor, weights: torch.Tensor | None, start: int) -> torch.Tensor:
+    """Mean of ``x`` over its dims from ``start`` on; with ``weights`` ``(batch, ...)`` (the
+    trailing dims of ``x``, broadcast over the dims in between) the weighted mean
+    ``sum(w x) / sum(w)`` (0 where every weight is 0)."""
+    if weights is None:
+        return x.flatten(start).mean(dim=start)
+    if weights.shape[0] != x.shape[0] or weights.shape[1:] != x.shape[start:]:
+        raise ValueError(f"loss weights {tuple(weights.shape)} must be (batch, ...) with the "
+                         f"trailing dims of {tuple(x.shape)} from dim {start}")
+    w = weights.reshape(weights.shape[0], *([1] * (start - 1)), *weights.shape[1:]).to(x.dtype)
+    total = (w * x).flatten(start).sum(dim=start)
+    norm = weights.flatten(1).sum(dim=1).to(x.dtype).clamp_min(1e-8)
+    return total / norm.view(-1, *([1] * (start - 1)))
 
 
-def mse_loss(est: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean squared error over all non-batch dims: ``(batch, ...)`` x2 -> ``(batch,)``."""
+def l1_loss(est: torch.Tensor, target: torch.Tensor,
+            weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean absolute error over all non-batch dims: ``(batch, ...)`` x2 -> ``(batch,)``.
+
+    ``weights``: optional ``(batch, ...)`` per-bin weights of the trailing dims (e.g.
+    ``(batch, time, freq)`` for ``(batch, n_src, time, freq)`` inputs), shared by the sources;
+    the loss is then the weighted mean ``sum(w |d|) / (n_src sum(w))``.
+    """
     _check(est, target, pairwise=False)
-    return (est - target).square().flatten(1).mean(dim=1)
+    if weights is None:
+        return _weighted_mean((est - target).abs(), None, 1)
+    return _weighted_mean((est - target).abs(), weights, 2).mean(dim=1)
+
+
+def mse_loss(est: torch.Tensor, target: torch.Tensor,
+             weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared error over all non-batch dims: ``(batch, ...)`` x2 -> ``(batch,)``;
+    ``weights`` as in :func:`l1_loss`."""
+    _check(est, target, pairwise=False)
+    if weights is None:
+        return _weighted_mean((est - target).square(), None, 1)
+    return _weighted_mean((est - target).square(), weights, 2).mean(dim=1)
 
 
 def _pairwise_diff(est: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -38,14 +65,18 @@ def _pairwise_diff(est: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return est.unsqueeze(2) - target.unsqueeze(1)  # (B, n_est, n_ref, ...)
 
 
-def pairwise_l1_loss(est: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``(batch, n_est, ...)``, ``(batch, n_ref, ...)`` -> ``(batch, n_est, n_ref)`` mean |diff|.
+def pairwise_l1_loss(est: torch.Tensor, target: torch.Tensor,
+                     weights: torch.Tensor | None = None) -> torch.Tensor:
+    """``(batch, n_est, ...)``, ``(batch, n_ref, ...)`` -> ``(batch, n_est, n_ref)`` mean |diff|
+    (weighted mean with ``weights`` ``(batch, ...)``, as in :func:`l1_loss`).
 
     Memory: materialises ``batch * n_est * n_ref * prod(...)`` differences.
     """
-    return _pairwise_diff(est, target).abs().flatten(3).mean(dim=3)
+    return _weighted_mean(_pairwise_diff(est, target).abs(), weights, 3)
 
 
-def pairwise_mse_loss(est: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``(batch, n_est, ...)``, ``(batch, n_ref, ...)`` -> ``(batch, n_est, n_ref)`` mean diff²."""
-    return _pairwise_diff(est, target).square().flatten(3).mean(dim=3)
+def pairwise_mse_loss(est: torch.Tensor, target: torch.Tensor,
+                      weights: torch.Tensor | None = None) -> torch.Tensor:
+    """``(batch, n_est, ...)``, ``(batch, n_ref, ...)`` -> ``(batch, n_est, n_ref)`` mean diff²
+    (weighted mean with ``weights``, as in :func:`l1_loss`)."""
+    return _weighted_mean(_pairwise_diff(est, target).square(), weights, 3)
