@@ -6,7 +6,7 @@
 2. ``evaluate`` scores the spatial teacher on the 2-channel test mixtures (``teacher.gin``);
 3. ``separate`` runs the teacher over the 2-channel training mixtures, recording its
    confidences (and, for the figure below only, its SI-SDR against the references);
-4. ``organize`` keeps the top 80 % by the spatial confidence;
+4. ``organize`` keeps the top 40 % by the spatial confidence (``--bin above_q2``: 80 %);
 5. ``all`` trains and evaluates the single-channel student on microphone 0 of those
    pseudo-sources (``student.gin``) and the same model and budget on the ground truth
    (``supervised.gin``); both are tested on microphone 0 of the test mixtures. The network is a
@@ -103,6 +103,9 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=None, help="default model.gin's 60")
     ap.add_argument("--epoch-length", type=int, default=None,
                     help="steps per epoch (default model.gin's 100)")
+    ap.add_argument("--bin", default="above_q4",
+                    help="organize's confidence bin: 'above_q4' (default, the top 40 %%) or "
+                         "'above_q2' (the top 80 %%), or another name of organize's BINS")
     ap.add_argument("--confidence", choices=("margin", "js"), default="margin",
                     help="organize by 'spatial_margin' on the teacher's posteriors (default) or by "
                          "the predecessor's 'spatial' JS(GMM1, GMM2) x balance on its IPD features")
@@ -150,7 +153,7 @@ def main() -> int:
     measure = "spatial_margin" if tag == "margin" else "spatial"
     conf = ([f"{EXP}/confidence_js.gin"] if tag == "js" else [])
     where = ["-b", f"spatial_separated/join_path.relative_path = 'separated_{tag}'",
-             "-b", f"spatial_bootstrap/join_path.relative_path = 'bootstrap_data_{tag}/above_q2'"]
+             "-b", f"spatial_bootstrap/join_path.relative_path = 'bootstrap_data_{tag}/{args.bin}'"]
     # 2. teacher on the 2-channel test mixtures
     times["teacher_eval"] = run([py, main_py, "evaluate", "-c", *data, f"{EXP}/teacher.gin",
                                  *conf, "-o", str(runs / f"teacher_{tag}")], env, log)
@@ -158,7 +161,8 @@ def main() -> int:
     times["separate"] = run([py, main_py, "separate", "-c", *BASE, f"{EXP}/teacher.gin",
                              f"{EXP}/separate.gin", *conf, *where], env, log)
     times["organize"] = run([py, main_py, "organize", "-c", f"{EXP}/env.gin",
-                             f"{EXP}/organize.gin", *conf, *where, "--force"], env, log)
+                             f"{EXP}/organize.gin", *conf, *where,
+                             "-b", f"organize.bin = '{args.bin}'", "--force"], env, log)
     # 5. student and supervised, same model and budget
     binds = [] if args.epochs is None else ["-b", f"train.num_epochs = {args.epochs}"]
     if args.epoch_length is not None:
@@ -167,7 +171,9 @@ def main() -> int:
         binds += ["-b", b]
     sfx, extra = {"dc": ("", []), "chimera": ("_chimera", [f"{EXP}/chimera.gin"]),
                   "mi": ("_mi", [f"{EXP}/mi.gin"])}[args.model]
-    dirs = {"teacher": f"teacher_{tag}", "student": f"student_{tag}{sfx}{args.suffix}",
+    bin_sfx = {"above_q2": "", "above_q4": "_q4"}.get(args.bin, f"_{args.bin}")
+    dirs = {"teacher": f"teacher_{tag}",
+            "student": f"student_{tag}{sfx}{args.suffix}{bin_sfx}",
             "supervised": f"supervised{sfx}{args.suffix}"}
     trainings = {name: [py, main_py, "all", "-c", *data, f"{EXP}/model.gin", f"{EXP}/{name}.gin",
                         *extra, "-o", str(runs / dirs[name]), *where, *binds]
@@ -217,7 +223,7 @@ def main() -> int:
     rho, pval = spearmanr([r[1] for r in rows], [r[2] for r in rows])
     import csv
 
-    with open(runs / f"bootstrap_data_{tag}" / "above_q2" / "manifest.csv") as f:
+    with open(runs / f"bootstrap_data_{tag}" / args.bin / "manifest.csv") as f:
         kept_names = {row["segment"] for row in csv.DictReader(f)}
     kept_q = [q for item, _, q in rows if item in kept_names]
     dropped_q = [q for item, _, q in rows if item not in kept_names]
@@ -229,7 +235,7 @@ def main() -> int:
            "dropped_teacher": round(statistics.fmean(dropped_q), 2) if dropped_q else None,
            "train_mixtures": len(rows), "kept": len(kept_q),
            "test_mixtures": len(results(runs / dirs["student"] / "results")),
-           "confidence": measure,
+           "confidence": measure, "bin": args.bin,
            "epochs": args.epochs, "epoch_length": args.epoch_length, "model": args.model, "suffix": args.suffix,
            "binds": args.bind, "seconds": {k: round(v) for k, v in times.items()}}
     print(json.dumps(out))
